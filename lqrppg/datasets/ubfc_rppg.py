@@ -1,0 +1,114 @@
+"""UBFC-rPPG (DATASET_2): ``subjectN/vid.avi`` and ``subjectN/ground_truth.txt``.
+
+The label is line 1 of ``ground_truth.txt`` (lines 2 and 3, heart rate and
+timestamps, are not used by the field), one sample per frame. Videos are decoded
+with OpenCV; a short decode (the damaged ``subject33/vid.avi`` download) is an
+error rather than a silently shorter session.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lqrppg.datasets import register_dataset
+from lqrppg.datasets.base import DatasetReader, LabelSeries, Session, check_label_values
+from lqrppg.errors import DataError
+
+log = logging.getLogger(__name__)
+
+VIDEO_NAME = "vid.avi"
+LABEL_NAME = "ground_truth.txt"
+_SUBJECT_DIR = re.compile(r"^subject\d+$")
+#: Relative difference between container and configured fps worth a warning.
+_FPS_TOLERANCE = 0.01
+
+
+@register_dataset("ubfc-rppg")
+class UbfcRppgReader(DatasetReader):
+    """Reader for UBFC-rPPG DATASET_2 (42 subjects, one uncompressed AVI each)."""
+
+    default_fps = 30.0
+    alignment = "sample_count"
+    access = (
+        "UBFC-rPPG is a manual download: request it from its authors at "
+        "https://sites.google.com/view/ybenezeth/ubfcrppg and accept their licence "
+        "(research use; cite Bobbia et al., Pattern Recognition Letters 2017).\n"
+        "Expected layout (DATASET_2): <root>/subjectN/vid.avi and <root>/subjectN/ground_truth.txt."
+    )
+
+    def _find_sessions(self) -> list[Session]:
+        sessions, missing = [], []
+        for folder in self.root.iterdir():
+            if not (folder.is_dir() and _SUBJECT_DIR.match(folder.name)):
+                continue
+            video, label = folder / VIDEO_NAME, folder / LABEL_NAME
+            missing += [str(p) for p in (video, label) if not p.is_file()]
+            sessions.append(self._session(folder.name, folder.name, "", video, label))
+        if missing:
+            raise DataError(f"{self.name}: missing file(s): {', '.join(sorted(missing))}")
+        return sessions
+
+    def session_files(self, s: Session) -> list[Path]:
+        return [Path(s.video_path), Path(s.label_path)]
+
+    def frame_count(self, s: Session) -> int | None:
+        cap = cv2.VideoCapture(s.video_path)
+        try:
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        return count if count > 0 else None
+
+    def iter_frames(self, s: Session) -> Iterator[np.ndarray]:
+        """Decode ``vid.avi`` frame by frame (BGR to RGB).
+
+        The length check runs after the last frame, so a consumer that streams
+        frames to disk gets the error before it commits anything.
+        """
+        path = s.video_path
+        if not Path(path).is_file():
+            raise DataError(f"{path}: video file is missing")
+        cap = cv2.VideoCapture(path)
+        try:
+            if not cap.isOpened():
+                raise DataError(f"{path}: OpenCV cannot open the video (unreadable or not a video)")
+            expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            container_fps = cap.get(cv2.CAP_PROP_FPS)
+            if container_fps > 0 and abs(container_fps - self.fps) > _FPS_TOLERANCE * self.fps:
+                log.warning("%s: container says %.3f fps but %g fps is configured", path, container_fps, self.fps)
+            decoded = 0
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                decoded += 1
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+        if decoded == 0:
+            raise DataError(f"{path}: the video yields no frames (unreadable or empty)")
+        if expected > 0 and decoded < expected:
+            raise DataError(
+                f"{path}: decoded only {decoded} of the {expected} frames the container declares; "
+                "the file is truncated or damaged (a known defect of UBFC-rPPG subject33): re-download it"
+            )
+
+    def read_label(self, s: Session) -> LabelSeries:
+        path = Path(s.label_path)
+        try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+        except OSError as err:
+            raise DataError(f"{path}: cannot read the label file ({err.strerror or err})") from err
+        if not lines:
+            raise DataError(f"{path}: the label file is empty")
+        try:
+            values = np.array([float(tok) for tok in lines[0].split()])
+        except ValueError as err:
+            raise DataError(f"{path}: line 1 (the PPG waveform) is not numeric: {err}") from err
+        return LabelSeries(check_label_values(values, str(path)), None, self.fps)
