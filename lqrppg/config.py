@@ -1,0 +1,202 @@
+"""The project configuration: one typed model, validated once at the edge.
+
+Each stage owns its own settings model (``SynthDatasetSpec`` in :mod:`lqrppg.synth`,
+``PreprocessSettings`` in :mod:`lqrppg.preprocess`, ``ChainSettings`` in
+:mod:`lqrppg.signal`); this module composes them into :class:`ProjectConfig`.
+The JSON schema in ``workflow/schemas/config.schema.json`` that Snakemake validates
+``config/config.yaml`` against is generated from this model (``lqrppg config schema``)
+and a test checks the committed copy is current, so there is one source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lqrppg.errors import ConfigError
+from lqrppg.preprocess.pipeline import PreprocessSettings
+from lqrppg.signal.chain import ChainSettings
+from lqrppg.synth.spec import SynthDatasetSpec
+
+SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """A real dataset on disk (the synthetic ones are declared under ``synthetic``)."""
+
+    reader: str = Field(description="Reader name in the dataset registry (e.g. 'ubfc-rppg', 'pure').")
+    root: Path = Field(description="Folder holding the dataset in its original layout.")
+    fps: float | None = Field(
+        default=None, gt=0, description="Video frame rate; defaults to the reader's (container rate is checked)."
+    )
+    truth: Path | None = Field(
+        default=None, description="Optional folder of per-session true-pulse Parquet files (synthetic data)."
+    )
+
+
+class UnsupervisedConfig(_Strict):
+    methods: list[str] = Field(
+        default_factory=lambda: ["POS", "CHROM", "GREEN"],
+        description="Unsupervised methods (names in the method registry) evaluated on every dataset.",
+    )
+    datasets: list[str] | None = Field(
+        default=None, description="Datasets to evaluate them on; null means every configured dataset."
+    )
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str = Field(
+        default="sqlite:///results/mlflow.db",
+        description="MLflow tracking URI; the SQLite default is created once before parallel jobs start.",
+    )
+    experiment_prefix: str = Field(default="lqrppg", description="Experiments are named '<prefix>/<protocol>'.")
+
+
+class ProjectConfig(_Strict):
+    """Everything a run depends on. Unknown keys are errors, never silently ignored."""
+
+    seed: int = Field(default=100, description="Global seed (synthesis, splits, training).")
+    data_dir: Path = Field(default=Path("data"), description="Where synthetic datasets are written (raw/ and truth/).")
+    results_dir: Path = Field(default=Path("results"), description="Root of every derived product.")
+    workers: int = Field(default=1, ge=1, description="Worker processes for per-session work inside one job.")
+    synthetic: dict[str, SynthDatasetSpec] = Field(
+        default_factory=dict, description="Synthetic datasets to generate, by name; the layout names the reader."
+    )
+    datasets: dict[str, DatasetConfig] = Field(default_factory=dict, description="Real datasets, by name.")
+    preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
+    evaluation: ChainSettings = Field(default_factory=ChainSettings)
+    unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ProjectConfig:
+        clash = sorted(set(self.synthetic) & set(self.datasets))
+        if clash:
+            raise ValueError(f"dataset names declared both under 'synthetic' and 'datasets': {clash}")
+        if not self.all_datasets():
+            raise ValueError("no dataset configured: add one under 'synthetic' or 'datasets'")
+        unknown = sorted(set(self.unsupervised.datasets or []) - set(self.all_datasets()))
+        if unknown:
+            raise ValueError(f"unsupervised.datasets names unknown datasets {unknown}")
+        return self
+
+    # -- derived views -------------------------------------------------------------------------
+    def all_datasets(self) -> dict[str, DatasetConfig]:
+        """Real and synthetic datasets as one mapping, synthetic ones with their derived paths."""
+        merged = {
+            name: DatasetConfig(
+                reader=spec.layout,
+                root=self.data_dir / "raw" / name,
+                fps=spec.fps,
+                truth=self.data_dir / "truth" / name,
+            )
+            for name, spec in self.synthetic.items()
+        }
+        merged.update(self.datasets)
+        return merged
+
+    def dataset(self, name: str) -> DatasetConfig:
+        datasets = self.all_datasets()
+        if name not in datasets:
+            raise ConfigError(f"unknown dataset {name!r}; configured datasets: {sorted(datasets)}")
+        return datasets[name]
+
+    def unsupervised_datasets(self) -> list[str]:
+        return list(self.unsupervised.datasets or self.all_datasets())
+
+    def config_hash(self) -> str:
+        """Short hash of the validated config (identifies a run's configuration)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    # -- paths (one place, used by the CLI and the Snakefile) -----------------------------------
+    def manifest_path(self, dataset: str) -> Path:
+        return self.results_dir / "raw" / dataset / "manifest.parquet"
+
+    def store_path(self, dataset: str) -> Path:
+        return self.results_dir / "processed" / dataset / self.preprocess.prep_id()
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<top level>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  unknown config key '{key}'")
+        else:
+            lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ProjectConfig:
+    """Validate a raw mapping (e.g. Snakemake's ``config``); errors name the offending key."""
+    try:
+        cfg = ProjectConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+    _check_registered_names(cfg)
+    return cfg
+
+
+def load_config(paths: Sequence[str | Path]) -> ProjectConfig:
+    """Load and deep-merge YAML files (later files override earlier ones), then validate."""
+    if not paths:
+        raise ConfigError("no config file given")
+    raw: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            layer = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(layer, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raw = _deep_merge(raw, layer)
+    return validate_config(raw, source=", ".join(str(p) for p in paths))
+
+
+def _check_registered_names(cfg: ProjectConfig) -> None:
+    """Names that refer to registries are checked here, before any job runs."""
+    from lqrppg.datasets import available_datasets
+    from lqrppg.unsupervised import available_methods
+
+    readers = set(available_datasets())
+    for name, ds in cfg.all_datasets().items():
+        if ds.reader not in readers:
+            raise ConfigError(
+                f"datasets.{name}.reader: unknown dataset reader {ds.reader!r}; known: {sorted(readers)}"
+            )
+    methods = set(available_methods())
+    for method in cfg.unsupervised.methods:
+        if method not in methods:
+            raise ConfigError(f"unsupervised.methods: unknown method {method!r}; known: {sorted(methods)}")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema Snakemake validates the config against (generated, never hand-edited)."""
+    schema = ProjectConfig.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = "lqrppg pipeline configuration (generated by `lqrppg config schema`)."
+    return schema

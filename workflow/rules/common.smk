@@ -1,0 +1,38 @@
+# Shared definitions: the typed config (validated once more by the package, which also
+# checks registry names) and the paths every rule agrees on.
+import re
+
+from lqrppg.config import validate_config
+
+CFG = validate_config(config, source="snakemake config")
+# Commands re-read the same files Snakemake read, so a rule runs identically by hand.
+CONFIG_ARGS = " ".join(f"--config {f}" for f in workflow.configfiles)
+RESULTS = str(CFG.results_dir)
+DATASETS = sorted(CFG.all_datasets())
+SYNTHETIC = sorted(CFG.synthetic)
+TRACKING_READY = f"{RESULTS}/.mlflow-ready.json"
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(d) for d in DATASETS),
+    method="|".join(re.escape(m) for m in CFG.unsupervised.methods),
+
+
+def raw_root(wildcards):
+    """A synthetic dataset's folder comes from `synthesize`; a real one must already exist."""
+    if wildcards.dataset in CFG.synthetic:
+        return str(CFG.dataset(wildcards.dataset).root)
+    return []
+
+
+def store_of(wildcards):
+    return str(CFG.store_path(wildcards.dataset))
+
+
+rule init_tracking:
+    output:
+        TRACKING_READY,
+    log:
+        f"{RESULTS}/logs/init_tracking.log",
+    shell:
+        "lqrppg init-tracking {CONFIG_ARGS} --out {output} 2> {log}"

@@ -1,0 +1,15 @@
+# Unsupervised methods (POS, CHROM, GREEN, ...) on every dataset's chunk store.
+
+
+rule unsupervised:
+    input:
+        store=store_of,
+        tracking=TRACKING_READY,
+    output:
+        metrics=f"{RESULTS}/metrics/unsupervised/{{method}}/{{dataset}}.csv",
+        per_video=f"{RESULTS}/metrics/unsupervised/{{method}}/{{dataset}}.per_video.parquet",
+    log:
+        f"{RESULTS}/logs/unsupervised/{{method}}/{{dataset}}.log",
+    shell:
+        "lqrppg unsupervised {CONFIG_ARGS} --dataset {wildcards.dataset} --method {wildcards.method}"
+        " --store {input.store} --out {output.metrics} 2> {log}"
