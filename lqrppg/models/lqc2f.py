@@ -1,0 +1,257 @@
+"""The LQ-rPPG coarse-to-fine (C2F) video model (method.md §3).
+
+Pipeline, for a clip (B, 3, T, H, W) of Standardized frames:
+
+    diff-fusion stem (per frame)       (B*T, 16, H/8, W/8)       §3.2
+    Conv3d 16->64 k(3,5,5) + BN3d      (B, 64, T, H/8, W/8)      §3.3, stride 1: keeps all T
+    sigmoid attention mask, mean pool  (B, T, 64) + pos. emb.    §3.3
+    4 x [Bi-Mamba block -> head -> n-bit soft quantisation -> projection], dense residual  §3.4
+    final estimator -> 5-bit soft quantisation -> z-normalise    §3.5
+
+Stage n is supervised with n-bit pseudo labels: its head gives one scalar per frame, the
+logits are minus its distance to each of the 2**n frozen codebook values, and the soft
+reconstruction (softmax-weighted codebook mean) is projected back to 64 channels and fed
+forward to every later stage. The 2+4+8+16+32 = 62 codebook scalars are buffers (saved in
+the state dict, never trained), set with :meth:`LQC2F.set_codebooks` from the LQ stage.
+
+With T = 160 and 128x128 input the model has 405,453 trainable parameters, the count of
+the authors' released checkpoint (method.md §7).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from lqrppg.models import register_model
+from lqrppg.models.mamba import BiMambaBlock
+
+__all__ = ["C2FOutput", "LQC2F", "soft_quantize"]
+
+DIM = 64  # token width of the Mamba stages
+STEM_DIM = DIM // 4  # width of the diff-fusion stem, as in RhythmMamba
+N_STAGES = 4  # Bi-Mamba stages, supervised by the 1..4-bit labels; the estimator takes 5 bits
+N_LEVELS = 5
+CODEBOOK_SIZES = tuple(2**n for n in range(1, N_LEVELS + 1))  # 2, 4, 8, 16, 32
+Z_EPS = 1e-6  # added to the std in the per-chunk z-normalisation of the output
+
+
+class C2FOutput(NamedTuple):
+    """What :class:`LQC2F` returns; the lists are ordered by bit depth, 1 bit first."""
+
+    rppg: Tensor  # (B, T): the 5-bit soft reconstruction, z-normalised per chunk
+    logits: list[Tensor]  # 5 x (B, T, 2**n): distance logits -|s - c_k|, targets of the CE loss
+    recon: list[Tensor]  # 5 x (B, T): soft reconstructions r_n, targets of the hybrid loss
+
+
+def soft_quantize(score: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
+    """Distance logits -|s - c_k| (no temperature) and the soft reconstruction sum_k p_k c_k."""
+    logits = -(score.unsqueeze(-1) - codebook).abs()  # (B, T, K)
+    recon = (logits.softmax(-1) * codebook).sum(-1)  # (B, T)
+    return logits, recon
+
+
+def _conv_bn_relu_pool(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=7, stride=stride, padding=3),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+    )
+
+
+class FusionStem(nn.Module):
+    """RhythmMamba's diff-fusion stem: (B, T, 3, H, W) -> (B*T, dim, H/8, W/8).
+
+    Submodule names (stem11/12/21/22) follow RhythmMamba's ``Fusion_Stem``.
+    """
+
+    def __init__(self, dim: int = STEM_DIM) -> None:
+        super().__init__()
+        self.stem11 = _conv_bn_relu_pool(3, dim // 2, stride=2)  # raw frame -> H/4
+        self.stem12 = _conv_bn_relu_pool(12, dim // 2, stride=2)  # 4 frame differences -> H/4
+        self.stem21 = _conv_bn_relu_pool(dim // 2, dim, stride=1)  # path 1: raw + diff -> H/8
+        self.stem22 = _conv_bn_relu_pool(dim // 2, dim, stride=1)  # path 2: diff only -> H/8
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, c, h, w = x.shape
+        # Repeat each edge frame twice, so padded[i] = x(clamp(i - 2)); then
+        # d[i] = padded[i + 1] - padded[i] = x(i - 1) - x(i - 2), and the four differences
+        # x(t-1)-x(t-2), x(t)-x(t-1), x(t+1)-x(t), x(t+2)-x(t+1) are d[t], ..., d[t + 3].
+        padded = torch.cat([x[:, :1], x[:, :1], x, x[:, -1:], x[:, -1:]], dim=1)
+        d = padded[:, 1:] - padded[:, :-1]
+        diff = torch.cat([d[:, j : j + t] for j in range(4)], dim=2)  # (B, T, 12, H, W)
+        diff = self.stem12(diff.reshape(b * t, 4 * c, h, w))
+        raw = self.stem11(x.reshape(b * t, c, h, w))
+        path1 = self.stem21(0.5 * raw + 0.5 * diff)
+        path2 = self.stem22(diff)
+        return 0.5 * path1 + 0.5 * path2
+
+
+def _lecun_normal_(weight: Tensor) -> None:
+    """timm's lecun_normal_: truncated normal (±2σ) with variance 1/fan_in after truncation."""
+    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(weight)
+    std = math.sqrt(1.0 / fan_in) / 0.87962566103423978  # std of N(0,1) truncated at ±2
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+def _init_weights(m: nn.Module) -> None:
+    """The authors' init (method.md §3.6), applied after the Mamba blocks are built.
+
+    It therefore also overwrites Mamba's own init of its Linear layers: the Δ-projection
+    bias becomes 0 (Δ starts near softplus(0) = 0.69 instead of in [1e-3, 1e-1]). Conv1d,
+    Conv3d and BatchNorm3d keep PyTorch's defaults; A_log and D are not touched.
+    """
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        _lecun_normal_(m.weight)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def _recheck_codebooks(module: LQC2F, _incompatible_keys: object) -> None:
+    """After load_state_dict the codebooks may have changed: check them again on next forward."""
+    module._codebooks_checked = False
+
+
+@register_model("lqrppg")
+class LQC2F(nn.Module):
+    """LQ-rPPG's C2F model. Input (B, 3, T, H, W) float, Standardized frames.
+
+    ``frames`` fixes T (the positional embedding is T x 64); H and W must be multiples of 8.
+    Call :meth:`set_codebooks` (or load a state dict that holds them) before ``forward``.
+    """
+
+    input_norm = "standardized"  # frames z-scored over the whole video (method.md §3.1)
+    label_norm = "standardized"
+    label_type = "quantized"  # trained on the frozen LQ pseudo labels, never the raw PPG
+
+    @classmethod
+    def check_input(cls, frames: int, height: int, width: int) -> None:
+        """Raise ValueError unless (frames, height, width) is a valid input size."""
+        if frames < 2:
+            raise ValueError(f"LQC2F needs at least 2 frames per chunk (it z-scores over time), got {frames}")
+        if height < 8 or width < 8 or height % 8 or width % 8:
+            raise ValueError(
+                f"LQC2F needs height and width divisible by 8 (the stem downsamples by 8), got {height}x{width}"
+            )
+
+    def __init__(self, frames: int = 160, height: int = 128, width: int = 128) -> None:
+        super().__init__()
+        self.check_input(frames, height, width)
+        self.frames, self.height, self.width = frames, height, width
+
+        self.stem = FusionStem(STEM_DIM)
+        self.stem3 = nn.Sequential(  # stride 1 in time: all T steps are kept (unlike RhythmMamba)
+            nn.Conv3d(STEM_DIM, DIM, kernel_size=(3, 5, 5), stride=1, padding=(1, 2, 2)),
+            nn.BatchNorm3d(DIM),
+        )
+        self.pos_embed = nn.Parameter(torch.zeros(1, frames, DIM))
+        self.blocks = nn.ModuleList(BiMambaBlock(DIM, d_state=48, d_conv=4, expand=2) for _ in range(N_STAGES))
+        self.heads = nn.ModuleList(nn.Conv1d(DIM, 1, kernel_size=1) for _ in range(N_STAGES))
+        self.projections = nn.ModuleList(nn.Conv1d(1, DIM, kernel_size=1) for _ in range(N_STAGES))
+        self.estimator = nn.Sequential(
+            nn.Conv1d(DIM, DIM, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(DIM, DIM, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(DIM, DIM, 3, padding=1),
+            nn.Conv1d(DIM, 1, 3, padding=1),
+        )
+        # Frozen codebooks: buffers, so they travel with the state dict but are never trained.
+        # NaN until set: forgetting set_codebooks must fail loudly, not train on a made-up grid.
+        for n, size in enumerate(CODEBOOK_SIZES, start=1):
+            self.register_buffer(f"codebook_{n}", torch.full((size,), float("nan")))
+        self._codebooks_checked = False
+        self.register_load_state_dict_post_hook(_recheck_codebooks)
+
+        self.apply(_init_weights)
+
+    # -- codebooks ---------------------------------------------------------------
+
+    def codebooks(self) -> list[Tensor]:
+        """The five codebook buffers, 1 bit first."""
+        return [getattr(self, f"codebook_{n}") for n in range(1, N_LEVELS + 1)]
+
+    def set_codebooks(self, codebooks: list[Tensor]) -> None:
+        """Copy the frozen LQ codebooks in, in the quantizers' own code order.
+
+        Accepts shapes (K,) or (K, 1) (the LQ embedding weight). The order is kept, not
+        sorted: the pseudo-label indices k_n refer to it.
+        """
+        if len(codebooks) != N_LEVELS:
+            raise ValueError(f"set_codebooks needs {N_LEVELS} codebooks (1..5 bits), got {len(codebooks)}")
+        values = [torch.as_tensor(c).detach().reshape(-1) for c in codebooks]
+        for n, (c, size) in enumerate(zip(values, CODEBOOK_SIZES, strict=True), start=1):
+            if c.numel() != size:
+                raise ValueError(f"codebook {n} ({n}-bit) needs {size} values, got {c.numel()}")
+            if not torch.isfinite(c).all():
+                raise ValueError(f"codebook {n} ({n}-bit) has non-finite values")
+        with torch.no_grad():
+            for buffer, c in zip(self.codebooks(), values, strict=True):
+                buffer.copy_(c.to(buffer))
+        self._codebooks_checked = True
+
+    def _check_codebooks(self) -> None:
+        if self._codebooks_checked:
+            return
+        for n, c in enumerate(self.codebooks(), start=1):
+            if not torch.isfinite(c).all():
+                raise RuntimeError(
+                    f"LQC2F codebook_{n} is not set: call set_codebooks() with the 5 frozen LQ "
+                    "codebooks, or load a state dict that contains them"
+                )
+        self._codebooks_checked = True
+
+    # -- forward -----------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> C2FOutput:
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise ValueError(f"LQC2F expects (B, 3, T, H, W) input, got {tuple(x.shape)}")
+        b, _, t, h, w = x.shape
+        if t != self.frames:
+            raise ValueError(f"LQC2F was built for {self.frames} frames (positional embedding), got {t}")
+        self.check_input(t, h, w)
+        self._check_codebooks()
+
+        # Stem and spatio-temporal embedding (§3.2-3.3).
+        f = self.stem(x.permute(0, 2, 1, 3, 4))  # (B*T, 16, H/8, W/8)
+        f = f.reshape(b, t, STEM_DIM, h // 8, w // 8).permute(0, 2, 1, 3, 4)
+        f = self.stem3(f)  # (B, 64, T, H/8, W/8)
+        mask = torch.sigmoid(f)  # soft spatial attention, normalised to mean 0.5 per channel & frame
+        mask = mask / mask.sum(dim=(3, 4), keepdim=True) * (mask.shape[3] * mask.shape[4] * 0.5)
+        tokens = (f * mask).mean(dim=(3, 4)).transpose(1, 2)  # (B, T, 64)
+
+        # Coarse-to-fine stages with the cumulative dense residual (§3.4):
+        # h_n = M_n(h_{n-1}) + P_n + ... + P_1.
+        hidden = tokens + self.pos_embed
+        dense = torch.zeros_like(hidden)
+        logits, recon = [], []
+        for block, head, project, codebook in zip(self.blocks, self.heads, self.projections, self.codebooks()):
+            mixed = block(hidden)
+            score = head(mixed.transpose(1, 2)).squeeze(1)  # (B, T)
+            level_logits, level_recon = soft_quantize(score, codebook)
+            dense = dense + project(level_recon.unsqueeze(1)).transpose(1, 2)
+            hidden = mixed + dense
+            logits.append(level_logits)
+            recon.append(level_recon)
+
+        # Final estimator and 5-bit output (§3.5).
+        score = self.estimator(hidden.transpose(1, 2)).squeeze(1)
+        level_logits, level_recon = soft_quantize(score, self.codebook_5)
+        logits.append(level_logits)
+        recon.append(level_recon)
+        mean = level_recon.mean(-1, keepdim=True)
+        std = level_recon.std(-1, keepdim=True)  # unbiased, torch's default
+        rppg = (level_recon - mean) / (std + Z_EPS)
+        return C2FOutput(rppg=rppg, logits=logits, recon=recon)
