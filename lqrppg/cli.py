@@ -139,9 +139,174 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
 def cmd_tables(args: argparse.Namespace) -> None:
     from lqrppg.tables import write_table
 
-    titles = {"unsupervised": "Unsupervised methods: whole-video heart rate"}
-    keys = {"unsupervised": ["dataset", "method"]}
-    write_table([Path(p) for p in args.metrics], keys[args.kind], Path(args.out_prefix), titles[args.kind])
+    write_table(args.kind, [Path(p) for p in args.metrics], Path(args.out_prefix),
+                [Path(p) for p in args.unsupervised or []])
+
+
+def _store(cfg, dataset: str, path: str | None = None):
+    from lqrppg.preprocess.store import ChunkStore
+
+    return ChunkStore(Path(path or cfg.store_path(dataset)))
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from lqrppg.splits import cross_source, intra_fold, write_split
+
+    cfg = _load(args)
+    store = _store(cfg, args.dataset, args.store)
+    if args.protocol == "intra":
+        if args.fold is None:
+            raise LqrppgError("--fold is required for the intra protocol")
+        p = cfg.protocols.intra
+        split = intra_fold(store.sessions, store.index, p.folds, args.fold, p.val_fraction, cfg.seed)
+        fold = f"fold{args.fold}"
+    else:
+        split = cross_source(store.sessions, store.index, cfg.protocols.train_fraction)
+        fold = "source"
+    write_split(Path(args.out), split, protocol=args.protocol, dataset=args.dataset, fold=fold,
+                seed=cfg.seed, prep_id=store.prep_id)
+    log.info("%s %s %s: train %d, val %d, test %d subjects", args.dataset, args.protocol, fold,
+             len(split["train"]["subjects"]), len(split["val"]["subjects"]), len(split["test"]["subjects"]))
+
+
+def cmd_quantize_fit(args: argparse.Namespace) -> None:
+    from lqrppg.io import write_text
+    from lqrppg.lq.fit import fit_quantizers, read_quantizer_info, save_codebooks, save_quantizers
+    from lqrppg.lq.labels import labels_from_store
+    from lqrppg.splits import read_split
+
+    cfg = _load(args)
+    store = _store(cfg, args.dataset, args.store)
+    split = read_split(Path(args.split))
+    band = cfg.evaluation.band_hz
+    _, y_train = labels_from_store(store, split["train"]["sessions"], band, cfg.evaluation.filter_order)
+    _, y_val = labels_from_store(store, split["val"]["sessions"], band, cfg.evaluation.filter_order)
+    result = fit_quantizers(y_train, y_val, store.fps, cfg.lq, cfg.lq_selection_chain(), seed=cfg.seed)
+    out = Path(args.out_dir)
+    save_quantizers(result, out / "quantizers.pt")
+    save_codebooks(result, out / "codebooks.json")
+    info = {**read_quantizer_info(out / "quantizers.pt"), "split": str(args.split), "dataset": args.dataset,
+            "selection": "validation HR MAE (Welch) of q vs the band-passed label, epochs >= lq.min_epoch"}
+    write_text(out / "fit.json", json.dumps(info, indent=2, default=str) + "\n")
+
+
+def cmd_quantize_apply(args: argparse.Namespace) -> None:
+    from lqrppg.lq.fit import load_quantizers
+    from lqrppg.lq.labels import labels_from_store
+    from lqrppg.lq.pseudo_labels import apply_quantizers, write_pseudo_labels
+    from lqrppg.splits import read_split
+
+    cfg = _load(args)
+    store = _store(cfg, args.dataset, args.store)
+    split = read_split(Path(args.split))
+    # Pseudo labels are needed for the training and validation sessions only; test labels never
+    # pass through the quantizers.
+    sessions = split["train"]["sessions"] + split["val"]["sessions"]
+    ids, y_bpf = labels_from_store(store, sessions, cfg.evaluation.band_hz, cfg.evaluation.filter_order)
+    quantizers = load_quantizers(Path(args.quantizers))
+    q, k = apply_quantizers(quantizers, y_bpf)
+    meta = {"quantizers": str(args.quantizers), "dataset": args.dataset, "split": str(args.split),
+            "prep_id": store.prep_id, "codebooks": [qz.codebook.tolist() for qz in quantizers]}
+    write_pseudo_labels(Path(args.out), ids, y_bpf, q, k, meta)
+
+
+def _tracking(cfg, experiment: str, run_name: str, tags: dict, params: dict) -> dict:
+    from lqrppg.tracking import git_sha
+
+    return {"uri": cfg.mlflow.tracking_uri, "experiment": f"{cfg.mlflow.experiment_prefix}/{experiment}",
+            "run_name": run_name, "artifact_root": cfg.results_dir / "mlartifacts",
+            "tags": {**tags, "git_sha": git_sha(), "config_hash": cfg.config_hash()}, "params": params}
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from lqrppg.errors import ConfigError
+    from lqrppg.splits import read_split
+    from lqrppg.train import train
+
+    cfg = _load(args)
+    if args.model not in cfg.models:
+        raise ConfigError(f"model {args.model!r} is not configured under 'models'; configured: {sorted(cfg.models)}")
+    store = _store(cfg, args.dataset, args.store)
+    split = read_split(Path(args.split))
+    settings = cfg.train_settings(args.model)
+    run_name = f"{args.model}/{args.dataset}/{split['protocol']}/{split['fold']}"
+    tags = {"model": args.model, "train_dataset": args.dataset, "protocol": split["protocol"],
+            "fold": split["fold"], "prep_id": store.prep_id, "data_version": store.prep_id}
+    params = {"model": args.model, "training": settings.model_dump(mode="json"), "lq": cfg.lq.model_dump(mode="json"),
+              "preprocess": cfg.preprocess.model_dump(mode="json"), "split": split, "seed": cfg.seed}
+    train(
+        args.model, store, split["train"]["sessions"], split["val"]["sessions"], settings, Path(args.out_dir),
+        seed=cfg.seed, chain=cfg.evaluation,
+        pseudo_labels=Path(args.pseudo_labels) if args.pseudo_labels else None,
+        codebooks=Path(args.codebooks) if args.codebooks else None,
+        tracking=_tracking(cfg, split["protocol"], run_name, tags, params),
+        run_info={"run_name": run_name, "split_file": str(args.split), "config_hash": cfg.config_hash(), **tags},
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from lqrppg.predict import predict_store, write_predictions
+    from lqrppg.splits import read_split
+    from lqrppg.predict import resolve_device
+    from lqrppg.train import load_checkpoint
+
+    cfg = _load(args)
+    store = _store(cfg, args.dataset, args.store)
+    model, checkpoint = load_checkpoint(Path(args.checkpoint), expected_config={"prep_id": store.prep_id})
+    if args.split:
+        sessions = read_split(Path(args.split))["test"]["sessions"]
+    else:  # cross-dataset target: every session
+        sessions = store.sessions["session"].astype(str).tolist()
+    device = resolve_device(cfg.training.device)
+    frame, provenance = predict_store(model, checkpoint, store, sessions, cfg.training.eval_batch_size, device)
+    meta = {**provenance, "checkpoint": str(args.checkpoint), "test_dataset": args.dataset,
+            "selected_epoch": checkpoint["selected_epoch"], "criterion": checkpoint["criterion"],
+            "run_info": checkpoint["run_info"]}
+    write_predictions(frame, Path(args.out), meta)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Score predictions (several folds are pooled: each video is tested exactly once)."""
+    import pandas as pd
+
+    from lqrppg.evaluation import per_video_table
+    from lqrppg.predict import predictions_to_signals, read_predictions
+    from lqrppg.score import load_truth, metrics_long, mlflow_metrics, write_results
+    from lqrppg.tracking import git_sha, log_run
+
+    cfg = _load(args)
+    ds = cfg.dataset(args.dataset)
+    signals, fold_of, provenance = {}, {}, []
+    for path in args.predictions:
+        frame, meta = read_predictions(Path(path))
+        for session, (pred, label) in predictions_to_signals(frame).items():
+            if session in signals:
+                raise LqrppgError(f"session {session} is predicted twice (again in {path}); folds must not overlap")
+            refs = {"label": label.astype("float64")}
+            if ds.truth is not None:
+                refs["true"] = load_truth(ds.truth, session, len(label))
+            signals[session] = (pred.astype("float64"), refs)
+            fold_of[session] = meta.get("run_info", {}).get("fold", "")
+        provenance.append({"predictions": str(path), "checkpoint": meta.get("checkpoint"),
+                           "selected_epoch": meta.get("selected_epoch"), "criterion": meta.get("criterion")})
+    per_video = per_video_table(signals, _store(cfg, args.dataset).fps, cfg.evaluation)
+    per_video.insert(1, "fold", per_video["session"].map(fold_of))
+    identity = {"model": args.model, "train": args.train_dataset, "test": args.dataset, "protocol": args.protocol}
+    for key, value in reversed(identity.items()):
+        per_video.insert(0, key, value)
+    metrics = metrics_long(per_video, cfg.evaluation, identity)
+    out_csv = Path(args.out)
+    out_pv = out_csv.with_name(f"{out_csv.stem}.per_video.parquet")
+    tags = {**identity, "git_sha": git_sha(), "config_hash": cfg.config_hash()}
+    record = write_results(per_video, metrics, out_csv, out_pv, cfg.evaluation, _store(cfg, args.dataset).fps,
+                           {**tags, "runs": json.dumps(provenance)})
+    log_run(cfg.mlflow.tracking_uri, f"{cfg.mlflow.experiment_prefix}/{args.protocol}-evaluation",
+            run_name=f"{args.model}/{args.train_dataset}->{args.dataset}", params=record,
+            metrics=mlflow_metrics(metrics), tags=tags, artifacts=[out_pv, out_csv],
+            artifact_root=cfg.results_dir / "mlartifacts")
+    mae = metrics[metrics["metric"] == "MAE"].set_index("reference")["value"]
+    log.info("%s %s %s->%s: MAE %s", args.model, args.protocol, args.train_dataset, args.dataset,
+             pd.Series(mae).round(2).to_dict())
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -189,10 +354,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="chunk store (default: the config's path)")
     p.add_argument("--out", help="metrics CSV (per-video Parquet is written beside it)")
 
+    p = add("split", cmd_split, "write a subject-disjoint train/val/test split (explicit subject lists)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--protocol", required=True, choices=["intra", "cross"])
+    p.add_argument("--fold", type=int, help="fold index (intra)")
+    p.add_argument("--store", help="chunk store (default: the config's path)")
+    p.add_argument("--out", required=True, help="split JSON to write")
+
+    p = sub.add_parser("quantize", help="label quantization (LQ): fit the quantizers, apply them")
+    q_sub = p.add_subparsers(dest="quantize_command", required=True, metavar="ACTION")
+    q = q_sub.add_parser("fit", help="fit the 1..5-bit quantizers on a training split (epoch chosen on validation)")
+    q.add_argument("--config", action="append", required=True, metavar="YAML")
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--split", required=True, help="split JSON from 'lqrppg split'")
+    q.add_argument("--store", help="chunk store (default: the config's path)")
+    q.add_argument("--out-dir", required=True, help="folder for quantizers.pt, codebooks.json, fit.json")
+    q.set_defaults(handler=cmd_quantize_fit)
+    q = q_sub.add_parser("apply", help="quantize the train/val labels into pseudo_labels.parquet (eval mode)")
+    q.add_argument("--config", action="append", required=True, metavar="YAML")
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--split", required=True)
+    q.add_argument("--quantizers", required=True, help="quantizers.pt from 'quantize fit'")
+    q.add_argument("--store", help="chunk store (default: the config's path)")
+    q.add_argument("--out", required=True, help="pseudo_labels.parquet to write")
+    q.set_defaults(handler=cmd_quantize_apply)
+
+    p = add("train", cmd_train, "train a model on a split's train sessions, select the epoch on validation")
+    p.add_argument("--model", required=True, help="name in the model registry (configured under 'models')")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--store", help="chunk store (default: the config's path)")
+    p.add_argument("--pseudo-labels", help="pseudo_labels.parquet (models trained on quantized labels)")
+    p.add_argument("--codebooks", help="codebooks.json (models trained on quantized labels)")
+    p.add_argument("--out-dir", required=True, help="folder for checkpoint.pt, last.pt, run.json")
+
+    p = add("predict", cmd_predict, "run a selected checkpoint on a test set (once, after selection)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", required=True, help="test dataset")
+    p.add_argument("--split", help="intra: the split whose test sessions to predict; omit for a whole target")
+    p.add_argument("--store", help="chunk store (default: the config's path)")
+    p.add_argument("--out", required=True, help="predictions Parquet")
+
+    p = add("evaluate", cmd_evaluate, "score predictions against label and truth; folds are pooled")
+    p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--train-dataset", required=True)
+    p.add_argument("--dataset", required=True, help="test dataset")
+    p.add_argument("--protocol", required=True, choices=["intra", "cross"])
+    p.add_argument("--out", required=True, help="metrics CSV (per-video Parquet is written beside it)")
+
     p = sub.add_parser("tables", help="build paper-style tables from metrics files",
                        description="build paper-style tables from metrics files")
-    p.add_argument("kind", choices=["unsupervised"])
+    p.add_argument("kind", choices=["unsupervised", "intra", "cross"])
     p.add_argument("--metrics", nargs="+", required=True, help="metrics CSV files written by evaluation rules")
+    p.add_argument("--unsupervised", nargs="*", help="unsupervised metrics CSVs to list beside trained models")
     p.add_argument("--out-prefix", required=True, help="output path without suffix (.md and .csv are written)")
     p.set_defaults(handler=cmd_tables)
     return parser

@@ -20,9 +20,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lqrppg.errors import ConfigError
+from lqrppg.lq.fit import LQSettings
 from lqrppg.preprocess.pipeline import PreprocessSettings
 from lqrppg.signal.chain import ChainSettings
 from lqrppg.synth.spec import SynthDatasetSpec
+from lqrppg.train import TrainSettings
 
 SCHEMA_PATH = Path("workflow/schemas/config.schema.json")
 
@@ -54,6 +56,37 @@ class UnsupervisedConfig(_Strict):
     )
 
 
+class TrainOverrides(_Strict):
+    """Per-model changes to the shared ``training`` settings (method.md §5 uses per-setting LRs)."""
+
+    epochs: int | None = Field(default=None, ge=1, description="Epochs for this model.")
+    batch_size: int | None = Field(default=None, ge=1, description="Training batch size for this model.")
+    lr: float | None = Field(default=None, gt=0, description="Peak (OneCycle max) learning rate for this model.")
+    weight_decay: float | None = Field(default=None, ge=0, description="AdamW weight decay for this model.")
+    augment: bool | None = Field(default=None, description="RhythmFormer-style augmentation for this model.")
+
+
+class IntraProtocol(_Strict):
+    datasets: list[str] = Field(default_factory=list, description="Datasets evaluated with subject-wise k-fold.")
+    folds: int = Field(default=3, ge=2, description="k of the subject-wise k-fold.")
+    val_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of each fold's non-test subjects held out for validation."
+    )
+
+
+class CrossPair(_Strict):
+    train: str = Field(description="Source dataset: its subjects are split into train and validation.")
+    test: list[str] = Field(description="Target datasets, each tested whole.")
+
+
+class ProtocolsConfig(_Strict):
+    intra: IntraProtocol = Field(default_factory=IntraProtocol)
+    cross: list[CrossPair] = Field(default_factory=list, description="Cross-dataset source -> targets pairs.")
+    train_fraction: float = Field(
+        default=0.8, gt=0, lt=1, description="Cross-dataset source: first share of sorted subjects trains, rest validates."
+    )
+
+
 class MlflowConfig(_Strict):
     tracking_uri: str = Field(
         default="sqlite:///results/mlflow.db",
@@ -76,6 +109,12 @@ class ProjectConfig(_Strict):
     preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
     evaluation: ChainSettings = Field(default_factory=ChainSettings)
     unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
+    lq: LQSettings = Field(default_factory=LQSettings)
+    training: TrainSettings = Field(default_factory=TrainSettings)
+    models: dict[str, TrainOverrides] = Field(
+        default_factory=dict, description="Supervised models to train (registry names), with per-model overrides."
+    )
+    protocols: ProtocolsConfig = Field(default_factory=ProtocolsConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")
@@ -85,10 +124,28 @@ class ProjectConfig(_Strict):
             raise ValueError(f"dataset names declared both under 'synthetic' and 'datasets': {clash}")
         if not self.all_datasets():
             raise ValueError("no dataset configured: add one under 'synthetic' or 'datasets'")
-        unknown = sorted(set(self.unsupervised.datasets or []) - set(self.all_datasets()))
+        known = set(self.all_datasets())
+        unknown = sorted(set(self.unsupervised.datasets or []) - known)
         if unknown:
             raise ValueError(f"unsupervised.datasets names unknown datasets {unknown}")
+        unknown = sorted(set(self.protocols.intra.datasets) - known)
+        if unknown:
+            raise ValueError(f"protocols.intra.datasets names unknown datasets {unknown}")
+        for pair in self.protocols.cross:
+            unknown = sorted({pair.train, *pair.test} - known)
+            if unknown:
+                raise ValueError(f"protocols.cross names unknown datasets {unknown}")
         return self
+
+    def train_settings(self, model: str) -> TrainSettings:
+        """The shared training settings with the model's overrides applied."""
+        overrides = self.models[model].model_dump(exclude_none=True)
+        return self.training.model_copy(update=overrides)
+
+    def lq_selection_chain(self) -> ChainSettings:
+        """HR chain for choosing LQ epochs: Welch, because single 160-frame chunks give a
+        7 bpm periodogram grid that ties most epochs (evaluation.md §1 table)."""
+        return self.evaluation.model_copy(update={"hr_method": "welch", "window_s": None})
 
     # -- derived views -------------------------------------------------------------------------
     def all_datasets(self) -> dict[str, DatasetConfig]:
@@ -192,6 +249,25 @@ def _check_registered_names(cfg: ProjectConfig) -> None:
     for method in cfg.unsupervised.methods:
         if method not in methods:
             raise ConfigError(f"unsupervised.methods: unknown method {method!r}; known: {sorted(methods)}")
+    _check_models(cfg)
+
+
+def _check_models(cfg: ProjectConfig) -> None:
+    """Model names and their input contract, checked before any job runs."""
+    from lqrppg.models import available_models, get_model
+
+    known = set(available_models())
+    for name in cfg.models:
+        if name not in known:
+            raise ConfigError(f"models: unknown model {name!r}; known: {sorted(known)}")
+        size = cfg.preprocess.size
+        try:
+            get_model(name).check_input(cfg.preprocess.chunk_length, size, size)
+        except ValueError as err:
+            raise ConfigError(
+                f"models.{name}: cannot take preprocess.chunk_length={cfg.preprocess.chunk_length}, "
+                f"preprocess.size={size}: {err}"
+            ) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -79,8 +79,30 @@ def markdown(wide: pd.DataFrame, keys: Sequence[str], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(metric_files: Sequence[Path], keys: Sequence[str], out_prefix: Path, title: str) -> pd.DataFrame:
+TABLES = {
+    # kind: (identity columns of a row, title)
+    "unsupervised": (["dataset", "method"], "Unsupervised methods: whole-video heart rate"),
+    "intra": (["dataset", "model"], "Intra-dataset (subject-wise k-fold, folds pooled): whole-video heart rate"),
+    "cross": (["train", "test", "model"], "Cross-dataset: whole-video heart rate"),
+}
+
+
+def _as_model_rows(unsupervised: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Unsupervised methods need no training: the same numbers stand in intra and cross rows."""
+    rows = unsupervised.rename(columns={"method": "model"})
+    if kind == "intra":
+        return rows
+    return rows.assign(train="(none)", test=rows["dataset"])
+
+
+def write_table(kind: str, metric_files: Sequence[Path], out_prefix: Path,
+                unsupervised_files: Sequence[Path] = ()) -> pd.DataFrame:
+    keys, title = TABLES[kind]
     metrics = read_metrics(metric_files)
+    if kind == "intra":
+        metrics = metrics.assign(dataset=metrics["test"])
+    if unsupervised_files:
+        metrics = pd.concat([metrics, _as_model_rows(read_metrics(unsupervised_files), kind)], ignore_index=True)
     missing = [k for k in keys if k not in metrics.columns]
     if missing:
         raise DataError(f"metrics files lack identity columns {missing}")

@@ -132,3 +132,52 @@ def _create_experiment(client, name: str, artifact_root: Path | None) -> str:
         return exp.experiment_id
 
 
+
+
+class TrainingRun:
+    """An MLflow run that stays open across a training job (and survives a resume).
+
+    ``run_id`` is stored in the trainer's checkpoint; a resumed job passes it back so the
+    curves continue in the same run instead of starting a second one. Metrics of one
+    epoch go out as one batch (``log_batch``), never one call per value.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any],
+        artifact_root: Path | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        mlflow = _mlflow()
+        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        if run_id is not None:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return
+        exp = self.client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else _create_experiment(self.client, experiment, artifact_root)
+        self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=dict(tags)).info.run_id
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in flatten_params(params).items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)

@@ -24,7 +24,7 @@ def tiny_config() -> dict:
     calm.update(n_subjects=3, duration_s=20.0, frame_width=160, frame_height=120)
     motion = cfg["synthetic"]["synth-motion"]
     motion.update(n_subjects=2, tasks_per_subject=1, duration_s=20.0, frame_width=160, frame_height=120)
-    cfg["preprocess"].update(size=36, chunk_length=64)
+    cfg["preprocess"].update(size=16, chunk_length=64)
     return cfg
 
 

@@ -57,10 +57,10 @@ def test_bad_config_names_the_key(tmp_path, patch, message):
 
 def test_overlay_overrides_nested_values_only(tmp_path):
     base = ROOT / "config/config.yaml"
-    overlay = _write(tmp_path, {"preprocess": {"size": 36}})
+    overlay = _write(tmp_path, {"preprocess": {"size": 40}})
     cfg = load_config([base, overlay])
     default = load_config([base])
-    assert cfg.preprocess.size == 36
+    assert cfg.preprocess.size == 40
     assert cfg.preprocess.chunk_length == default.preprocess.chunk_length
     assert cfg.preprocess.prep_id() != default.preprocess.prep_id()
     assert cfg.store_path("synth-calm") != default.store_path("synth-calm")

@@ -1,0 +1,59 @@
+# Test sets are predicted once, after selection on validation, then scored.
+
+
+rule predict_intra:
+    input:
+        checkpoint=f"{MODEL_DIR}/checkpoint.pt",
+        split=SPLIT,
+        store=store_of,
+    output:
+        f"{RESULTS}/predictions/{{model}}/{{dataset}}/{{protocol}}/{{fold}}/{{dataset}}.parquet",
+    wildcard_constraints:
+        protocol="intra",
+    threads: 2
+    log:
+        f"{RESULTS}/logs/predict/{{model}}/{{dataset}}/{{protocol}}/{{fold}}.log",
+    shell:
+        "lqrppg predict {CONFIG_ARGS} --checkpoint {input.checkpoint} --dataset {wildcards.dataset}"
+        " --split {input.split} --store {input.store} --out {output} 2> {log}"
+
+
+rule predict_cross:
+    input:
+        checkpoint=f"{RESULTS}/models/{{model}}/{{source}}/cross/source/checkpoint.pt",
+        store=lambda wc: str(CFG.store_path(wc.target)),
+    output:
+        f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
+    threads: 2
+    log:
+        f"{RESULTS}/logs/predict/{{model}}/{{source}}/cross/{{target}}.log",
+    shell:
+        "lqrppg predict {CONFIG_ARGS} --checkpoint {input.checkpoint} --dataset {wildcards.target}"
+        " --store {input.store} --out {output} 2> {log}"
+
+
+rule evaluate_intra:
+    input:
+        expand(
+            f"{RESULTS}/predictions/{{{{model}}}}/{{{{dataset}}}}/intra/fold{{fold}}/{{{{dataset}}}}.parquet",
+            fold=range(INTRA.folds),
+        ),
+    output:
+        f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.csv",
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}/{{dataset}}/intra.log",
+    shell:
+        "lqrppg evaluate {CONFIG_ARGS} --predictions {input} --model {wildcards.model}"
+        " --train-dataset {wildcards.dataset} --dataset {wildcards.dataset} --protocol intra --out {output} 2> {log}"
+
+
+rule evaluate_cross:
+    input:
+        f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
+    output:
+        f"{RESULTS}/metrics/{{model}}/{{source}}/cross-{{target}}.csv",
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}/{{source}}/cross-{{target}}.log",
+    shell:
+        "lqrppg evaluate {CONFIG_ARGS} --predictions {input} --model {wildcards.model}"
+        " --train-dataset {wildcards.source} --dataset {wildcards.target} --protocol cross --out {output} 2> {log}"
