@@ -15,6 +15,8 @@ validate(config, "workflow/schemas/config.schema.json", set_default=False)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/unsupervised.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 

@@ -21,10 +21,13 @@ def tiny_config() -> dict:
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["workers"] = 1
     calm = cfg["synthetic"]["synth-calm"]
-    calm.update(n_subjects=3, duration_s=20.0, frame_width=160, frame_height=120)
+    calm.update(n_subjects=4, duration_s=20.0, frame_width=160, frame_height=120)
     motion = cfg["synthetic"]["synth-motion"]
     motion.update(n_subjects=2, tasks_per_subject=1, duration_s=20.0, frame_width=160, frame_height=120)
     cfg["preprocess"].update(size=16, chunk_length=64)
+    cfg["lq"].update(epochs=2, min_epoch=1, batch_size=8)
+    cfg["training"].update(epochs=2, batch_size=2, threads=1)
+    cfg["protocols"]["intra"].update(folds=2)
     return cfg
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -38,11 +39,31 @@ def test_default_dag_end_to_end(workspace, tool_env):
         assert (workspace / source).is_file()
 
     per_video = pd.read_parquet(workspace / "results/metrics/unsupervised/POS/synth-calm.per_video.parquet")
-    assert len(per_video) == 3 and {"hr_pred", "hr_label", "hr_true", "snr_label"} <= set(per_video.columns)
+    assert len(per_video) == 4 and {"hr_pred", "hr_label", "hr_true", "snr_label"} <= set(per_video.columns)
 
     # the manifest and the store are where the config says
     manifest = pd.read_parquet(workspace / "results/raw/synth-calm/manifest.parquet")
-    assert manifest["session"].nunique() == 3 and manifest["sha256"].str.len().eq(64).all()
+    assert manifest["session"].nunique() == 4 and manifest["sha256"].str.len().eq(64).all()
+
+    # LQ-rPPG and PhysNet: trained per fold, tested once, pooled over folds, beside POS
+    intra = pd.read_csv(workspace / "results/tables/intra.csv")
+    assert set(intra["model"]) == {"lqrppg", "physnet", "POS", "CHROM", "GREEN"}
+    assert np.isfinite(intra["MAE"]).all()
+    lq = intra.query("model == 'lqrppg' and reference == 'true'")
+    assert lq["n"].item() == 4  # every calm video tested exactly once across the 2 folds
+    cross = pd.read_csv(workspace / "results/tables/cross.csv")
+    assert {"lqrppg", "physnet"} <= set(cross["model"]) and set(cross.query("model == 'lqrppg'")["test"]) == {
+        "synth-motion"}
+    for fold in ("fold0", "fold1"):
+        split = json.loads((workspace / f"results/splits/intra/synth-calm/{fold}.json").read_text())
+        assert not set(split["val"]["subjects"]) & set(split["test"]["subjects"])
+        assert not set(split["train"]["subjects"]) & set(split["test"]["subjects"])
+        run = json.loads((workspace / f"results/models/lqrppg/synth-calm/intra/{fold}/run.json").read_text())
+        assert run["selection"]["criterion"] == "val_hr_mae_bpm"
+    codebooks = json.loads((workspace / "results/lq/synth-calm/intra/fold0/codebooks.json").read_text())
+    assert [len(codebooks[str(b)]) for b in range(1, 6)] == [2, 4, 8, 16, 32]
+    pseudo = pd.read_parquet(workspace / "results/lq/synth-calm/intra/fold0/pseudo_labels.parquet")
+    assert {"session", "chunk", "frame", "y_bpf", "q1", "q5", "k1", "k5"} <= set(pseudo.columns)
 
     # MLflow holds one finished run per (method, dataset)
     import mlflow

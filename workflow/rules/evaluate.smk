@@ -10,12 +10,14 @@ rule predict_intra:
         f"{RESULTS}/predictions/{{model}}/{{dataset}}/{{protocol}}/{{fold}}/{{dataset}}.parquet",
     wildcard_constraints:
         protocol="intra",
+    resources:
+        gpu=1,
     threads: 2
     log:
         f"{RESULTS}/logs/predict/{{model}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
         "lqrppg predict {CONFIG_ARGS} --checkpoint {input.checkpoint} --dataset {wildcards.dataset}"
-        " --split {input.split} --store {input.store} --out {output} 2> {log}"
+        " --split {input.split} --store {input.store} --out {output} --threads {threads} 2> {log}"
 
 
 rule predict_cross:
@@ -24,12 +26,14 @@ rule predict_cross:
         store=lambda wc: str(CFG.store_path(wc.target)),
     output:
         f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
+    resources:
+        gpu=1,
     threads: 2
     log:
         f"{RESULTS}/logs/predict/{{model}}/{{source}}/cross/{{target}}.log",
     shell:
         "lqrppg predict {CONFIG_ARGS} --checkpoint {input.checkpoint} --dataset {wildcards.target}"
-        " --store {input.store} --out {output} 2> {log}"
+        " --store {input.store} --out {output} --threads {threads} 2> {log}"
 
 
 rule evaluate_intra:

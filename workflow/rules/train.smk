@@ -39,12 +39,15 @@ rule fit_quantizers:
         report=f"{LQ_DIR}/fit.json",
     params:
         out_dir=lambda wc: LQ_DIR.format(**wc),
+    # Torch jobs share the gpu token, so they never oversubscribe the CPU with thread pools.
+    resources:
+        gpu=1,
     threads: 2
     log:
         f"{RESULTS}/logs/fit_quantizers/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
         "lqrppg quantize fit {CONFIG_ARGS} --dataset {wildcards.dataset} --split {input.split}"
-        " --store {input.store} --out-dir {params.out_dir} 2> {log}"
+        " --store {input.store} --out-dir {params.out_dir} --threads {threads} 2> {log}"
 
 
 rule quantize_labels:
@@ -96,4 +99,4 @@ rule train:
         f"{RESULTS}/logs/train/{{model}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
         "lqrppg train {CONFIG_ARGS} --model {wildcards.model} --dataset {wildcards.dataset}"
-        " --split {input.split} --store {input.store} {params.lq} --out-dir {params.out_dir} 2> {log}"
+        " --split {input.split} --store {input.store} {params.lq} --out-dir {params.out_dir} --threads {threads} 2> {log}"
