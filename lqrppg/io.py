@@ -47,6 +47,10 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    # mkdtemp makes the folder private (0700); the published folder gets the usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp_path.chmod(0o777 & ~umask)
     try:
         yield tmp_path
         if path.exists():
