@@ -8,6 +8,7 @@ so commands that do not log (synth, preprocess) stay fast to start.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
@@ -33,14 +34,29 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
-def init_tracking(uri: str) -> None:
-    """Create the tracking store (runs MLflow's migrations once)."""
-    db = _sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
+def open_client(uri: str):
+    """An MlflowClient whose store is created and migrated, serialised across processes.
+
+    The first use of a SQLite store runs schema migrations, and two processes doing that at
+    once fail ("duplicate column name"). The ``init_tracking`` rule does it before parallel
+    jobs start; the file lock here also covers a store deleted behind Snakemake's back and
+    commands run by hand in parallel.
+    """
     mlflow = _mlflow()
     client = mlflow.MlflowClient(tracking_uri=uri)
-    client.search_experiments(max_results=1)
+    db = _sqlite_path(uri)
+    if db is None:
+        return client
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client.search_experiments(max_results=1)
+    return client
+
+
+def init_tracking(uri: str) -> None:
+    """Create the tracking store (runs MLflow's migrations once)."""
+    open_client(uri)
     log.info("MLflow tracking store ready at %s", uri)
 
 
@@ -89,10 +105,9 @@ def log_run(
     Everything is sent in batches at the end. SQLite can answer "database is locked"
     when parallel jobs finish together; the whole run is retried with backoff then.
     """
-    mlflow = _mlflow()
     for attempt in range(retries):
         try:
-            client = mlflow.MlflowClient(tracking_uri=uri)
+            client = open_client(uri)
             exp = client.get_experiment_by_name(experiment)
             exp_id = exp.experiment_id if exp else _create_experiment(client, experiment, artifact_root)
             run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
@@ -152,8 +167,7 @@ class TrainingRun:
         artifact_root: Path | None = None,
         run_id: str | None = None,
     ) -> None:
-        mlflow = _mlflow()
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        self.client = open_client(uri)
         if run_id is not None:
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
