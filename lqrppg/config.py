@@ -215,6 +215,21 @@ def validate_config(raw: dict[str, Any], source: str = "<dict>") -> ProjectConfi
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(paths: Sequence[str | Path]) -> ProjectConfig:
     """Load and deep-merge YAML files (later files override earlier ones), then validate."""
     if not paths:
@@ -225,7 +240,7 @@ def load_config(paths: Sequence[str | Path]) -> ProjectConfig:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            layer = yaml.safe_load(path.read_text()) or {}
+            layer = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
         if not isinstance(layer, dict):

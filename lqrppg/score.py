@@ -28,13 +28,18 @@ log = logging.getLogger(__name__)
 
 
 def load_truth(truth_dir: Path, session: str, n_frames: int) -> np.ndarray:
-    """The clean pulse of a synthetic session, one value per video frame."""
+    """The clean pulse of the first ``n_frames`` frames of a synthetic session.
+
+    Predictions cover whole chunks only (the remainder of a video is dropped), so the
+    truth, one value per video frame, is cut to the frames that were scored.
+    """
     path = Path(truth_dir) / f"{session}.parquet"
     if not path.is_file():
         raise DataError(f"true-pulse file missing for session {session}: {path}")
     bvp = pd.read_parquet(path, columns=["bvp_true"])["bvp_true"].to_numpy(np.float64)
-    if len(bvp) != n_frames:
-        raise DataError(f"{path}: {len(bvp)} true-pulse samples for a session of {n_frames} frames")
+    if len(bvp) < n_frames:
+        raise DataError(f"{path}: {len(bvp)} true-pulse samples for {n_frames} scored frames")
+    bvp = bvp[:n_frames]
     if not np.all(np.isfinite(bvp)):
         raise DataError(f"{path}: true pulse contains NaN or inf")
     return bvp

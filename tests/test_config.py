@@ -83,3 +83,10 @@ def test_name_clash_between_real_and_synthetic(tmp_path):
     raw["datasets"] = {"synth-calm": {"reader": "ubfc-rppg", "root": "x"}}
     with pytest.raises(ConfigError, match="both under 'synthetic' and 'datasets'"):
         validate_config(raw)
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("seed: 1\nworkers: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'seed'"):
+        load_config([path])

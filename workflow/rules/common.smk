@@ -2,10 +2,11 @@
 # checks registry names) and the paths every rule agrees on.
 import re
 
-from lqrppg.config import validate_config
+from lqrppg.config import load_config
 
-CFG = validate_config(config, source="snakemake config")
-# Commands re-read the same files Snakemake read, so a rule runs identically by hand.
+# The workflow reads the config exactly as every command does (same files, same strict
+# loader that also rejects duplicate keys), so a rule runs identically by hand.
+CFG = load_config(workflow.configfiles)
 CONFIG_ARGS = " ".join(f"--config {f}" for f in workflow.configfiles)
 RESULTS = str(CFG.results_dir)
 DATASETS = sorted(CFG.all_datasets())

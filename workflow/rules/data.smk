@@ -7,6 +7,9 @@ rule synthesize:
         truth=directory(f"{CFG.data_dir}/truth/{{dataset}}"),
     wildcard_constraints:
         dataset="|".join(re.escape(d) for d in SYNTHETIC) or "^$",
+    params:
+        # A changed spec or seed reruns the job (Snakemake's params rerun trigger).
+        spec=lambda wc: f"{CFG.seed}:{CFG.synthetic[wc.dataset].model_dump_json()}",
     log:
         f"{RESULTS}/logs/synthesize/{{dataset}}.log",
     shell:

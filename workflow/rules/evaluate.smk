@@ -44,6 +44,8 @@ rule evaluate_intra:
         ),
     output:
         f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.csv",
+    params:
+        evaluation=CFG.evaluation.model_dump_json(),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{dataset}}/intra.log",
     shell:
@@ -56,6 +58,8 @@ rule evaluate_cross:
         f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
     output:
         f"{RESULTS}/metrics/{{model}}/{{source}}/cross-{{target}}.csv",
+    params:
+        evaluation=CFG.evaluation.model_dump_json(),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{source}}/cross-{{target}}.log",
     shell:

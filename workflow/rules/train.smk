@@ -39,6 +39,7 @@ rule fit_quantizers:
         report=f"{LQ_DIR}/fit.json",
     params:
         out_dir=lambda wc: LQ_DIR.format(**wc),
+        settings=f"{CFG.seed}:{CFG.lq.model_dump_json()}",
     # Torch jobs share the gpu token, so they never oversubscribe the CPU with thread pools.
     resources:
         gpu=1,
@@ -90,6 +91,7 @@ rule train:
     params:
         lq=lq_args,
         out_dir=lambda wc: MODEL_DIR.format(**wc),
+        settings=lambda wc: f"{CFG.seed}:{CFG.train_settings(wc.model).model_dump_json()}",
     # The command picks CUDA itself when present (`training.device: auto`); Snakemake clamps
     # resources silently, so gpu=1 only limits how many training jobs share one GPU.
     resources:

@@ -8,6 +8,8 @@ rule unsupervised:
     output:
         metrics=f"{RESULTS}/metrics/unsupervised/{{method}}/{{dataset}}.csv",
         per_video=f"{RESULTS}/metrics/unsupervised/{{method}}/{{dataset}}.per_video.parquet",
+    params:
+        evaluation=CFG.evaluation.model_dump_json(),
     log:
         f"{RESULTS}/logs/unsupervised/{{method}}/{{dataset}}.log",
     shell:
