@@ -30,6 +30,7 @@ def test_dvc_repro_and_change_detection(tmp_path, tool_env):
     cfg = tiny_config()
     cfg["synthetic"]["synth-calm"].update(n_subjects=2, duration_s=8.0)
     del cfg["synthetic"]["synth-motion"]
+    cfg["protocols"]["cross"] = []
     cfg["preprocess"]["chunk_length"] = 32
     (repo / "config").mkdir()
     (repo / "config/config.yaml").write_text(yaml.safe_dump(cfg))
@@ -53,4 +54,4 @@ def test_dvc_repro_and_change_detection(tmp_path, tool_env):
     cfg["synthetic"]["synth-calm"]["camera_noise_std"] = 2.0
     (repo / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     status = _run(["dvc", "status"], repo, tool_env)
-    assert "synthesize@synth-calm" in status and "camera_noise_std" in status
+    assert "synthesize@synth-calm" in status and "modified" in status and "synthetic.synth-calm" in status
