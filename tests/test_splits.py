@@ -12,7 +12,8 @@ def _store_tables(n_subjects: int, tasks: int = 2, chunks: int = 3):
         [{"session": f"{s:02d}-{t:02d}", "subject": f"{s:02d}"} for s in range(1, n_subjects + 1)
          for t in range(1, tasks + 1)]
     )
-    index = pd.DataFrame([{"session": s, "chunk": c} for s in sessions["session"] for c in range(chunks)])
+    index = pd.DataFrame([{"session": s, "chunk": c} for s in sessions["session"] for c in range(chunks)],
+                         columns=["session", "chunk"])
     return sessions, index
 
 
