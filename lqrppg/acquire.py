@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 SESSION_COLUMNS = ["dataset", "session", "subject", "task", "video_path", "label_path", "fps"]
 
 
-def open_reader(reader_name: str, root: Path, fps: float | None) -> DatasetReader:
-    return get_reader(reader_name)(Path(root), fps=fps)
+def open_reader(reader_name: str, root: Path, fps: float | None, options: dict | None = None) -> DatasetReader:
+    return get_reader(reader_name)(Path(root), fps=fps, options=options)
 
 
 def build_manifest(reader: DatasetReader) -> pd.DataFrame:

@@ -86,7 +86,7 @@ def cmd_acquire(args: argparse.Namespace) -> None:
 
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
-    reader = open_reader(ds.reader, ds.root, ds.fps)
+    reader = open_reader(ds.reader, ds.root, ds.fps, ds.options)
     manifest = build_manifest(reader)
     manifest.insert(0, "dataset_name", args.dataset)
     write_manifest(manifest, Path(args.out or cfg.manifest_path(args.dataset)))
@@ -98,7 +98,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
-    reader = open_reader(ds.reader, ds.root, ds.fps)
+    reader = open_reader(ds.reader, ds.root, ds.fps, ds.options)
     sessions = sessions_from_manifest(Path(args.manifest or cfg.manifest_path(args.dataset)))
     out = Path(args.out or cfg.store_path(args.dataset))
     preprocess_dataset(reader, sessions, cfg.preprocess, out, workers=args.workers or cfg.workers)

@@ -44,6 +44,11 @@ class DatasetConfig(_Strict):
     truth: Path | None = Field(
         default=None, description="Optional folder of per-session true-pulse Parquet files (synthetic data)."
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Reader-specific settings (exclusion lists, condition filters, quality masks); "
+        "each reader documents its own and unknown keys are errors.",
+    )
 
 
 class UnsupervisedConfig(_Strict):
@@ -251,7 +256,7 @@ def load_config(paths: Sequence[str | Path]) -> ProjectConfig:
 
 def _check_registered_names(cfg: ProjectConfig) -> None:
     """Names that refer to registries are checked here, before any job runs."""
-    from lqrppg.datasets import available_datasets
+    from lqrppg.datasets import available_datasets, get_reader
     from lqrppg.unsupervised import available_methods
 
     readers = set(available_datasets())
@@ -260,6 +265,10 @@ def _check_registered_names(cfg: ProjectConfig) -> None:
             raise ConfigError(
                 f"datasets.{name}.reader: unknown dataset reader {ds.reader!r}; known: {sorted(readers)}"
             )
+        try:
+            get_reader(ds.reader).parse_options(ds.options)
+        except ConfigError as err:
+            raise ConfigError(f"datasets.{name}.options: {err}") from None
     methods = set(available_methods())
     for method in cfg.unsupervised.methods:
         if method not in methods:

@@ -46,8 +46,8 @@ def test_registry_discovers_a_new_reader_module_without_edits(tmp_path, monkeypa
         "    pass\n"
     )
     monkeypatch.setattr(datasets, "__path__", [*datasets.__path__, str(tmp_path)])
-    monkeypatch.setattr(datasets, "_discovered", False)
-    monkeypatch.setattr(datasets, "_READERS", dict(datasets._READERS))
+    monkeypatch.setattr(datasets.DATASETS, "_discovered", False)
+    monkeypatch.setattr(datasets.DATASETS, "_entries", dict(datasets.DATASETS._entries))
     monkeypatch.delitem(sys.modules, "lqrppg.datasets.toyset", raising=False)
     assert get_reader("toyset").name == "toyset"
     assert "toyset" in available_datasets()

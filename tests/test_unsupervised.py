@@ -118,9 +118,9 @@ def test_unknown_method_raises_config_error_naming_it_and_the_known_ones():
 
 
 def test_registration_rules(monkeypatch):
-    monkeypatch.setattr(unsupervised, "_REGISTRY", dict(unsupervised._REGISTRY))
+    monkeypatch.setattr(unsupervised.METHODS, "_entries", dict(unsupervised.METHODS._entries))
     with pytest.raises(ValueError, match="upper-case"):
-        register_method("pos")
+        register_method("pos")(lambda rgb, fs: rgb[:, 1])
 
     @register_method("DUMMY")
     def dummy(rgb, fs):
@@ -133,8 +133,8 @@ def test_registration_rules(monkeypatch):
 
 def test_methods_are_discovered_from_submodules_on_first_use(monkeypatch):
     """A fresh registry fills itself by importing every submodule; nothing lists them."""
-    monkeypatch.setattr(unsupervised, "_REGISTRY", {})
-    monkeypatch.setattr(unsupervised, "_discovered", False)
+    monkeypatch.setattr(unsupervised.METHODS, "_entries", {})
+    monkeypatch.setattr(unsupervised.METHODS, "_discovered", False)
     for name in ("green", "pos", "chrom"):
         monkeypatch.delitem(sys.modules, f"lqrppg.unsupervised.{name}")
     assert available_methods() == ["CHROM", "GREEN", "POS"]

@@ -8,10 +8,6 @@ dataset is one new file: no list or if-chain to edit.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable
-
 from lqrppg.datasets.base import (
     ALIGNMENT_METHODS,
     DatasetReader,
@@ -21,10 +17,11 @@ from lqrppg.datasets.base import (
     check_label_values,
     natural_key,
 )
-from lqrppg.errors import ConfigError
+from lqrppg.registry import Registry
 
 __all__ = [
     "ALIGNMENT_METHODS",
+    "DATASETS",
     "DatasetReader",
     "LabelSeries",
     "Session",
@@ -36,50 +33,13 @@ __all__ = [
     "register_dataset",
 ]
 
-_READERS: dict[str, type[DatasetReader]] = {}
-_discovered = False
+def _check_reader(name: str, cls: type[DatasetReader]) -> None:
+    if cls.alignment not in ALIGNMENT_METHODS:
+        raise ValueError(f"{cls.__qualname__}.alignment {cls.alignment!r} is not one of {ALIGNMENT_METHODS}")
+    cls.name = name
 
 
-def register_dataset(name: str) -> Callable[[type[DatasetReader]], type[DatasetReader]]:
-    """Class decorator: register a reader under ``name`` (and set its ``name``)."""
-
-    def decorate(cls: type[DatasetReader]) -> type[DatasetReader]:
-        if name in _READERS and _READERS[name] is not cls:
-            raise ValueError(
-                f"dataset {name!r} is registered twice ({_READERS[name].__qualname__}, {cls.__qualname__})"
-            )
-        if cls.alignment not in ALIGNMENT_METHODS:
-            raise ValueError(f"{cls.__qualname__}.alignment {cls.alignment!r} is not one of {ALIGNMENT_METHODS}")
-        cls.name = name
-        _READERS[name] = cls
-        return cls
-
-    return decorate
-
-
-def _discover() -> None:
-    """Import every module of this package once, so their decorators run."""
-    global _discovered
-    if _discovered:
-        return
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base" and not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
-
-
-def available_datasets() -> list[str]:
-    """Names of all registered datasets, sorted."""
-    _discover()
-    return sorted(_READERS)
-
-
-def get_reader(name: str) -> type[DatasetReader]:
-    """The reader class registered as ``name``; ConfigError listing the known ones otherwise."""
-    _discover()
-    try:
-        return _READERS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_READERS)) or '(none)'}"
-        ) from None
+DATASETS: Registry[type[DatasetReader]] = Registry("dataset", __name__, skip=("base",), on_register=_check_reader)
+register_dataset = DATASETS.register
+available_datasets = DATASETS.names
+get_reader = DATASETS.get

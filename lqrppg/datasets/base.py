@@ -12,13 +12,15 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lqrppg.errors import DataError
+from lqrppg.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,20 @@ class LabelSeries:
     values: np.ndarray
     timestamps_s: np.ndarray | None
     rate_hz: float | None
+    #: Per-sample label quality in [0, 1] (1 = good), where the dataset grades its label
+    #: (iBVP's SQ columns). Aligned to the frames like the values; chunks whose frames are
+    #: masked are left out of training and recorded, and time stays continuous.
+    quality: np.ndarray | None = None
+
+
+class ReaderOptions(BaseModel):
+    """Dataset-specific settings, from ``datasets.<name>.options`` in the config.
+
+    A reader with options subclasses this (fields with defaults and descriptions) and sets
+    it as its ``Options``; unknown keys are errors, checked when the config is loaded.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def natural_key(text: str) -> list[int | str]:
@@ -81,12 +97,29 @@ class DatasetReader(ABC):
     access: ClassVar[str]
     #: Default label alignment, one of :data:`ALIGNMENT_METHODS`.
     alignment: ClassVar[str] = "linear_stretch"
+    #: The reader's settings (``datasets.<name>.options``); see :class:`ReaderOptions`.
+    Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    #: Sessions in the complete public release (None: not fixed); acquisition reports a shortfall.
+    expected_sessions: ClassVar[int | None] = None
+    #: Known defects of the public release, by session name: acquisition flags them by name.
+    known_issues: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, root: Path, fps: float | None = None) -> None:
+    def __init__(self, root: Path, fps: float | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.fps = float(fps) if fps is not None else float(self.default_fps)
         if self.fps <= 0:
             raise DataError(f"{self.name}: fps must be positive, got {self.fps}")
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any] | None) -> ReaderOptions:
+        """Validated options; ConfigError naming the bad key and the known ones."""
+        try:
+            return cls.Options.model_validate(dict(options or {}))
+        except ValidationError as err:
+            known = ", ".join(cls.Options.model_fields) or "(none)"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors())
+            raise ConfigError(f"{cls.name}: bad reader option(s): {problems} (known options: {known})") from None
 
     def list_sessions(self) -> list[Session]:
         """All sessions under the root, in natural order of their names.

@@ -18,69 +18,30 @@ describes its input contract with class attributes, so data loading can be confi
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable
-from typing import TypeVar
-
 from torch import nn
 
-from lqrppg.errors import ConfigError
+from lqrppg.registry import Registry
 
-__all__ = ["INPUT_NORMS", "LABEL_TYPES", "available_models", "count_parameters", "get_model", "register_model"]
+__all__ = ["INPUT_NORMS", "LABEL_TYPES", "MODELS", "available_models", "count_parameters", "get_model", "register_model"]
 
 INPUT_NORMS = ("standardized", "diff_normalized")
 LABEL_TYPES = ("quantized", "continuous")
 
-M = TypeVar("M", bound=type[nn.Module])
 
-_MODELS: dict[str, type[nn.Module]] = {}
-_discovered = False
-
-
-def register_model(name: str) -> Callable[[M], M]:
-    """Class decorator: register a model class under ``name`` (and set its ``name``)."""
-
-    def decorate(cls: M) -> M:
-        if name in _MODELS and _MODELS[name] is not cls:
-            raise ValueError(f"model {name!r} is registered twice ({_MODELS[name].__qualname__}, {cls.__qualname__})")
-        for attr, allowed in (("input_norm", INPUT_NORMS), ("label_norm", INPUT_NORMS), ("label_type", LABEL_TYPES)):
-            if getattr(cls, attr, None) not in allowed:
-                value = getattr(cls, attr, None)
-                raise ValueError(f"{cls.__qualname__}.{attr} must be one of {allowed}, got {value!r}")
-        if not callable(getattr(cls, "check_input", None)):
-            raise ValueError(f"{cls.__qualname__} must define a check_input(frames, height, width) classmethod")
-        cls.name = name
-        _MODELS[name] = cls
-        return cls
-
-    return decorate
+def _check_model(name: str, cls: type[nn.Module]) -> None:
+    """A model class states its input contract (module docstring) before it can be registered."""
+    for attr, allowed in (("input_norm", INPUT_NORMS), ("label_norm", INPUT_NORMS), ("label_type", LABEL_TYPES)):
+        if getattr(cls, attr, None) not in allowed:
+            raise ValueError(f"{cls.__qualname__}.{attr} must be one of {allowed}, got {getattr(cls, attr, None)!r}")
+    if not callable(getattr(cls, "check_input", None)):
+        raise ValueError(f"{cls.__qualname__} must define a check_input(frames, height, width) classmethod")
+    cls.name = name
 
 
-def _discover() -> None:
-    """Import every module of this package once, so their decorators run."""
-    global _discovered
-    if _discovered:
-        return
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
-
-
-def available_models() -> list[str]:
-    """Names of all registered models, sorted."""
-    _discover()
-    return sorted(_MODELS)
-
-
-def get_model(name: str) -> type[nn.Module]:
-    """The model class registered as ``name``; ConfigError listing the known ones otherwise."""
-    _discover()
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_MODELS)) or '(none)'}") from None
+MODELS: Registry[type[nn.Module]] = Registry("model", __name__, on_register=_check_model)
+register_model = MODELS.register
+available_models = MODELS.names
+get_model = MODELS.get
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -9,8 +9,6 @@ DNN one, say) is one new file, ``lqrppg/preprocess/face_<name>.py``.
 from __future__ import annotations
 
 import functools
-import importlib
-import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 from lqrppg.errors import ConfigError
+from lqrppg.registry import Registry
 
 Box = tuple[int, int, int, int]
 
@@ -30,45 +29,16 @@ class FaceDetector(Protocol):
         """The largest face as int (x, y, w, h), or None when there is none."""
 
 
-_DETECTORS: dict[str, Callable[[], FaceDetector]] = {}
-_discovered = False
-
-
-def register_detector(name: str) -> Callable[[Callable[[], FaceDetector]], Callable[[], FaceDetector]]:
-    """Register a detector factory (usually the class) under ``name``."""
-
-    def decorate(factory: Callable[[], FaceDetector]) -> Callable[[], FaceDetector]:
-        if name in _DETECTORS and _DETECTORS[name] is not factory:
-            raise ValueError(f"face detector {name!r} is registered twice")
-        _DETECTORS[name] = factory
-        return factory
-
-    return decorate
-
-
-def _discover() -> None:
-    """Import the ``face_*`` modules of this package once, so they can register."""
-    global _discovered
-    if not _discovered:
-        for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
-            if module.name.startswith("face_"):
-                importlib.import_module(f"{__package__}.{module.name}")
-        _discovered = True
-
-
-def available_detectors() -> list[str]:
-    """Names of all registered face detectors, sorted."""
-    _discover()
-    return sorted(_DETECTORS)
+#: Factories (usually the classes) of the detectors; modules named ``face_*`` register here.
+DETECTORS: Registry[Callable[[], FaceDetector]] = Registry("face detector", __package__, prefix="face_")
+register_detector = DETECTORS.register
+available_detectors = DETECTORS.names
 
 
 @functools.cache
 def get_detector(name: str) -> FaceDetector:
     """A detector instance by name, built once per process (cascades take time to load)."""
-    _discover()
-    if name not in _DETECTORS:
-        raise ConfigError(f"unknown face detector {name!r}; known detectors: {', '.join(sorted(_DETECTORS))}")
-    return _DETECTORS[name]()
+    return DETECTORS.get(name)()
 
 
 @register_detector("haar")

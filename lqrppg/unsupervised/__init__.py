@@ -10,61 +10,25 @@ with values in 0-255, and the frame rate to a 1-D pulse signal.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 
 import numpy as np
 
-from lqrppg.errors import ConfigError
+from lqrppg.registry import Registry
 
-__all__ = ["Method", "available_methods", "check_rgb_trace", "get_method", "register_method"]
+__all__ = ["METHODS", "Method", "available_methods", "check_rgb_trace", "get_method", "register_method"]
 
 Method = Callable[[np.ndarray, float], np.ndarray]
 
-_REGISTRY: dict[str, Method] = {}
-_discovered = False
-
-
-def register_method(name: str) -> Callable[[Method], Method]:
-    """Decorator registering a method under an upper-case ``name`` (e.g. ``"POS"``)."""
+def _check_method(name: str, method: Method) -> None:
     if name != name.upper() or not name:
         raise ValueError(f"unsupervised method names are upper-case, got {name!r}")
 
-    def decorate(func: Method) -> Method:
-        if name in _REGISTRY and _REGISTRY[name] is not func:
-            raise ValueError(f"unsupervised method {name!r} is registered twice")
-        _REGISTRY[name] = func
-        return func
 
-    return decorate
-
-
-def _discover() -> None:
-    """Import every submodule once so that their ``@register_method`` decorators run."""
-    global _discovered
-    if _discovered:
-        return
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
-
-
-def available_methods() -> list[str]:
-    """Sorted names of all registered methods."""
-    _discover()
-    return sorted(_REGISTRY)
-
-
-def get_method(name: str) -> Method:
-    """The method registered as ``name``; ConfigError naming the known ones otherwise."""
-    _discover()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown unsupervised method {name!r}; known methods: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+METHODS: Registry[Method] = Registry("unsupervised method", __name__, on_register=_check_method)
+register_method = METHODS.register
+available_methods = METHODS.names
+get_method = METHODS.get
 
 
 def check_rgb_trace(rgb: np.ndarray, min_frames: int = 2) -> np.ndarray:
