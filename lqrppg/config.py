@@ -33,6 +33,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DownloadSpec(_Strict):
+    """Where acquisition may fetch a dataset whose licence allows it (most need a manual drop)."""
+
+    url: str = Field(description="HTTP(S) URL of the archive or file; the download resumes after an interruption.")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the downloaded file; checked before use.")
+    filename: str | None = Field(default=None, description="Name to save it under (default: the URL's last part).")
+    extract: bool = Field(default=True, description="Unpack a .zip/.tar(.gz) archive into the dataset root.")
+
+
 class DatasetConfig(_Strict):
     """A real dataset on disk (the synthetic ones are declared under ``synthetic``)."""
 
@@ -43,6 +52,9 @@ class DatasetConfig(_Strict):
     )
     truth: Path | None = Field(
         default=None, description="Optional folder of per-session true-pulse Parquet files (synthetic data)."
+    )
+    download: DownloadSpec | None = Field(
+        default=None, description="Fetch the data here before acquisition (only where the licence allows)."
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
