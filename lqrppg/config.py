@@ -96,8 +96,24 @@ class CrossPair(_Strict):
     test: list[str] = Field(description="Target datasets, each tested whole.")
 
 
+class PublishedSplit(_Strict):
+    """A fixed split of one dataset, as a paper published it, written out as explicit lists.
+
+    Entries are subject IDs, or shell patterns matched against subject and session names
+    (e.g. ``train-*`` for V4V's official folders). Every entry must match a session.
+    """
+
+    train: list[str] = Field(min_length=1, description="Training subjects (or patterns).")
+    val: list[str] = Field(min_length=1, description="Validation subjects: checkpoint selection only, never test.")
+    test: list[str] = Field(min_length=1, description="Test subjects (or patterns).")
+    source: str = Field(default="", description="Where the split comes from (paper, table, protocol).")
+
+
 class ProtocolsConfig(_Strict):
     intra: IntraProtocol = Field(default_factory=IntraProtocol)
+    published: dict[str, PublishedSplit] = Field(
+        default_factory=dict, description="Fixed published splits, by dataset name (config/paper.yaml)."
+    )
     cross: list[CrossPair] = Field(default_factory=list, description="Cross-dataset source -> targets pairs.")
     train_fraction: float = Field(
         default=0.8, gt=0, lt=1, description="Cross-dataset source: first share of sorted subjects trains, rest validates."
@@ -148,6 +164,9 @@ class ProjectConfig(_Strict):
         unknown = sorted(set(self.protocols.intra.datasets) - known)
         if unknown:
             raise ValueError(f"protocols.intra.datasets names unknown datasets {unknown}")
+        unknown = sorted(set(self.protocols.published) - known)
+        if unknown:
+            raise ValueError(f"protocols.published names unknown datasets {unknown}")
         for pair in self.protocols.cross:
             unknown = sorted({pair.train, *pair.test} - known)
             if unknown:

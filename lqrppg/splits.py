@@ -5,6 +5,8 @@ split, disjoint from test and selected from the training subjects):
 
 * ``intra``: subject-wise k-fold on one dataset. Fold f tests the f-th group of subjects;
   of the remaining subjects, ``val_fraction`` (at least one) validate and the rest train.
+* ``published``: a fixed split as a paper published it, from explicit subject lists in the
+  config (config/paper.yaml), with its own validation subjects.
 * ``cross``: train on a source dataset's first ``train_fraction`` of its sorted subjects,
   validate on the rest; test on every session of each target dataset.
 
@@ -15,6 +17,7 @@ k and the seed, and the file written is the record of exactly what was used.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from pathlib import Path
@@ -68,6 +71,25 @@ def cross_source(sessions: pd.DataFrame, index: pd.DataFrame, train_fraction: fl
     if len(subjects) < 2:
         raise DataError("a cross-dataset source needs at least 2 subjects (train and validation)")
     return _assemble(sessions, index, subjects[:n_train], subjects[n_train:], [])
+
+
+def published_split(sessions: pd.DataFrame, index: pd.DataFrame, train: list[str], val: list[str],
+                    test: list[str]) -> dict:
+    """A fixed split from explicit lists: subject IDs, or patterns on subject or session names."""
+    parts = {}
+    for name, entries in (("train", train), ("val", val), ("test", test)):
+        chosen: list[str] = []
+        for entry in entries:
+            hits = sessions[[fnmatch.fnmatchcase(str(sub), entry) or fnmatch.fnmatchcase(str(ses), entry)
+                             for sub, ses in zip(sessions["subject"], sessions["session"], strict=True)]]
+            if hits.empty:
+                raise DataError(f"published split: {name} entry {entry!r} matches no subject or session")
+            chosen += [s for s in hits["subject"].astype(str).unique() if s not in chosen]
+        parts[name] = sorted(chosen, key=natural_key)
+    split = _assemble(sessions, index, parts["train"], parts["val"], parts["test"])
+    if not split["test"]["sessions"]:
+        raise DataError("the test split has no session")
+    return split
 
 
 def _assemble(sessions, index, train, val, test) -> dict:

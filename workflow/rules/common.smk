@@ -12,6 +12,13 @@ RESULTS = str(CFG.results_dir)
 DATASETS = sorted(CFG.all_datasets())
 SYNTHETIC = sorted(CFG.synthetic)
 TRACKING_READY = f"{RESULTS}/.mlflow-ready.json"
+# Threads of a torch job (train, fit_quantizers, predict). On a CPU the default (training.threads
+# null) gives it every core of the run, so no other job shares them: torch's OpenMP pool
+# spin-waits at each of the thousands of small ops of a step, and a busy neighbour makes a
+# C2F step ~4x slower (0.6 s alone, 2.7 s beside one busy process, measured on 2 cores);
+# passive waiting avoids that but costs 2.5x alone. On a GPU machine set training.threads: 2
+# so CPU jobs keep running beside training. The command clamps the count to the real cores.
+TORCH_THREADS = CFG.training.threads or workflow.cores
 
 
 wildcard_constraints:

@@ -9,10 +9,10 @@ rule predict_intra:
     output:
         f"{RESULTS}/predictions/{{model}}/{{dataset}}/{{protocol}}/{{fold}}/{{dataset}}.parquet",
     wildcard_constraints:
-        protocol="intra",
+        protocol="intra|published",
     resources:
         gpu=1,
-    threads: 2
+    threads: TORCH_THREADS
     log:
         f"{RESULTS}/logs/predict/{{model}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
@@ -28,7 +28,7 @@ rule predict_cross:
         f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
     resources:
         gpu=1,
-    threads: 2
+    threads: TORCH_THREADS
     log:
         f"{RESULTS}/logs/predict/{{model}}/{{source}}/cross/{{target}}.log",
     shell:
@@ -51,6 +51,20 @@ rule evaluate_intra:
     shell:
         "lqrppg evaluate {CONFIG_ARGS} --predictions {input} --model {wildcards.model}"
         " --train-dataset {wildcards.dataset} --dataset {wildcards.dataset} --protocol intra --out {output} 2> {log}"
+
+
+rule evaluate_published:
+    input:
+        f"{RESULTS}/predictions/{{model}}/{{dataset}}/published/split/{{dataset}}.parquet",
+    output:
+        f"{RESULTS}/metrics/{{model}}/{{dataset}}/published.csv",
+    params:
+        evaluation=CFG.evaluation.model_dump_json(),
+    log:
+        f"{RESULTS}/logs/evaluate/{{model}}/{{dataset}}/published.log",
+    shell:
+        "lqrppg evaluate {CONFIG_ARGS} --predictions {input} --model {wildcards.model}"
+        " --train-dataset {wildcards.dataset} --dataset {wildcards.dataset} --protocol published --out {output} 2> {log}"
 
 
 rule evaluate_cross:

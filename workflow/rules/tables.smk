@@ -5,6 +5,10 @@ UNSUPERVISED_METRICS = expand(
     dataset=CFG.unsupervised_datasets(),
 )
 INTRA_METRICS = expand(f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.csv", model=MODELS, dataset=INTRA.datasets)
+# Published fixed splits (config/paper.yaml) share the intra-dataset table, with their protocol named.
+INTRA_METRICS += expand(
+    f"{RESULTS}/metrics/{{model}}/{{dataset}}/published.csv", model=MODELS, dataset=sorted(CFG.protocols.published)
+)
 CROSS_METRICS = [
     f"{RESULTS}/metrics/{model}/{pair.train}/cross-{target}.csv"
     for model in MODELS

@@ -10,8 +10,8 @@ MODEL_DIR = f"{RESULTS}/models/{{model}}/{{dataset}}/{{protocol}}/{{fold}}"
 
 
 wildcard_constraints:
-    protocol="intra|cross",
-    fold=r"fold\d+|source",
+    protocol="intra|published|cross",
+    fold=r"fold\d+|split|source",
     model="|".join(re.escape(m) for m in MODELS) or "^$",
 
 
@@ -40,10 +40,10 @@ rule fit_quantizers:
     params:
         out_dir=lambda wc: LQ_DIR.format(**wc),
         settings=f"{CFG.seed}:{CFG.lq.model_dump_json()}",
-    # Torch jobs share the gpu token, so they never oversubscribe the CPU with thread pools.
+    # One torch job at a time holds the gpu token; TORCH_THREADS (common.smk) keeps other jobs off its cores.
     resources:
         gpu=1,
-    threads: 2
+    threads: TORCH_THREADS
     log:
         f"{RESULTS}/logs/fit_quantizers/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
@@ -96,7 +96,7 @@ rule train:
     # resources silently, so gpu=1 only limits how many training jobs share one GPU.
     resources:
         gpu=1,
-    threads: 2
+    threads: TORCH_THREADS
     log:
         f"{RESULTS}/logs/train/{{model}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
