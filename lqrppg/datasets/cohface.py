@@ -24,7 +24,7 @@ import numpy as np
 
 from lqrppg.datasets import register_dataset
 from lqrppg.datasets.base import LabelSeries, Session, check_label_values
-from lqrppg.datasets.ubfc_phys import VideoFileReader
+from lqrppg.datasets._video import VideoFileReader
 from lqrppg.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 
 from lqrppg.datasets import register_dataset
 from lqrppg.datasets.base import LabelSeries, ReaderOptions, Session, check_label_values
-from lqrppg.datasets.ubfc_phys import VideoFileReader, read_value_lines
+from lqrppg.datasets._video import VideoFileReader, read_value_lines
 from lqrppg.errors import DataError
 
 log = logging.getLogger(__name__)
