@@ -17,12 +17,6 @@ from pathlib import Path
 
 from lqrppg.errors import LqrppgError
 
-# Must be set before torch starts its OpenMP pool. With the default (active) waiting, a 2-thread
-# pool that shares the CPU with another job spins at every barrier: a C2F step measured 34 s
-# instead of 2 s next to one busy process on this 2-core machine. Passive waiting costs ~1.5x
-# when the job runs alone. A user's explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 log = logging.getLogger("lqrppg")
 
 Handler = Callable[[argparse.Namespace], None]
@@ -82,14 +76,23 @@ def _derived_seed(seed: int, name: str) -> int:
 
 
 def cmd_acquire(args: argparse.Namespace) -> None:
-    from lqrppg.acquire import build_manifest, open_reader, write_manifest
+    from lqrppg.acquire import acquire, open_reader
 
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
     reader = open_reader(ds.reader, ds.root, ds.fps, ds.options)
-    manifest = build_manifest(reader)
-    manifest.insert(0, "dataset_name", args.dataset)
-    write_manifest(manifest, Path(args.out or cfg.manifest_path(args.dataset)))
+    if args.dataset in cfg.synthetic:
+        # A synthetic dataset borrows the real layout, not the real release: no count, no known defects.
+        reader.expected_sessions, reader.known_issues = None, {}
+    acquire(
+        reader,
+        Path(args.out or cfg.manifest_path(args.dataset)),
+        dataset=args.dataset,
+        download=ds.download,
+        report_path=Path(args.report) if args.report else None,
+        workers=args.workers,
+        decode_all=args.decode_all,
+    )
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
@@ -169,7 +172,7 @@ def _store(cfg, dataset: str, path: str | None = None):
 
 
 def cmd_split(args: argparse.Namespace) -> None:
-    from lqrppg.splits import cross_source, intra_fold, write_split
+    from lqrppg.splits import cross_source, intra_fold, published_split, write_split
 
     cfg = _load(args)
     store = _store(cfg, args.dataset, args.store)
@@ -179,9 +182,15 @@ def cmd_split(args: argparse.Namespace) -> None:
         p = cfg.protocols.intra
         split = intra_fold(store.sessions, store.index, p.folds, args.fold, p.val_fraction, cfg.seed)
         fold = f"fold{args.fold}"
+    elif args.protocol == "published":
+        if args.dataset not in cfg.protocols.published:
+            raise LqrppgError(f"protocols.published has no split for dataset {args.dataset!r}")
+        spec = cfg.protocols.published[args.dataset]
+        split = published_split(store.sessions, store.index, spec.train, spec.val, spec.test)
+        fold = "split"
     else:
         split = cross_source(store.sessions, store.index, cfg.protocols.train_fraction)
-        fold = "source"
+        fold = args.name or "source"
     write_split(Path(args.out), split, protocol=args.protocol, dataset=args.dataset, fold=fold,
                 seed=cfg.seed, prep_id=store.prep_id)
     log.info("%s %s %s: train %d, val %d, test %d subjects", args.dataset, args.protocol, fold,
@@ -248,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ConfigError(f"model {args.model!r} is not configured under 'models'; configured: {sorted(cfg.models)}")
     store = _store(cfg, args.dataset, args.store)
     split = read_split(Path(args.split))
-    settings = cfg.train_settings(args.model)
+    settings = cfg.train_settings(args.model, args.dataset, split["protocol"], split["fold"])
     if args.threads:
         settings = settings.model_copy(update={"threads": _torch_threads(args.threads)})
     run_name = f"{args.model}/{args.dataset}/{split['protocol']}/{split['fold']}"
@@ -361,9 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("synth", cmd_synth, "generate a synthetic dataset in a real dataset's layout (+ true pulse)")
     p.add_argument("--dataset", required=True, help="name under 'synthetic' in the config")
 
-    p = add("acquire", cmd_acquire, "verify a dataset folder and write its manifest (files, sizes, hashes)")
+    p = add("acquire", cmd_acquire,
+            "download (if configured), verify a dataset folder and write its manifest (files, sizes, hashes)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", help="manifest path (default: results/raw/<dataset>/manifest.parquet)")
+    p.add_argument("--report", help="verification report (default: verification.json beside the manifest)")
+    p.add_argument("--workers", type=int, help="threads hashing and checking sessions (default: up to 4)")
+    p.add_argument("--decode-all", action="store_true",
+                   help="decode every frame of every video (slow); default: first and last frame only")
 
     p = add("preprocess", cmd_preprocess, "detect and crop faces, align labels, write the chunk store")
     p.add_argument("--dataset", required=True)
@@ -379,8 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("split", cmd_split, "write a subject-disjoint train/val/test split (explicit subject lists)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--protocol", required=True, choices=["intra", "cross"])
+    p.add_argument("--protocol", required=True, choices=["intra", "published", "cross"])
     p.add_argument("--fold", type=int, help="fold index (intra)")
+    p.add_argument("--name", help="cross: the model folder, 'source' or 'source-<variant>' (default: source)")
     p.add_argument("--store", help="chunk store (default: the config's path)")
     p.add_argument("--out", required=True, help="split JSON to write")
 
@@ -426,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--train-dataset", required=True)
     p.add_argument("--dataset", required=True, help="test dataset")
-    p.add_argument("--protocol", required=True, choices=["intra", "cross"])
+    p.add_argument("--protocol", required=True, choices=["intra", "published", "cross"])
     p.add_argument("--out", required=True, help="metrics CSV (per-video Parquet is written beside it)")
 
     p = sub.add_parser("tables", help="build paper-style tables from metrics files",

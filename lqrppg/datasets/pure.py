@@ -35,6 +35,7 @@ class PureReader(DatasetReader):
     """Reader for PURE (10 subjects × 6 tasks; recording 06-02 does not exist)."""
 
     default_fps = 30.0
+    expected_sessions = 59
     alignment = "timestamps"
     access = (
         "PURE is available on request from TU Ilmenau (Neuroinformatics and Cognitive Robotics "
@@ -42,6 +43,11 @@ class PureReader(DatasetReader):
         "Expected layout: <root>/ii-jj/ii-jj/Image<timestamp_ns>.png and <root>/ii-jj/ii-jj.json "
         "(ii = subject 01-10, jj = task 01-06)."
     )
+    known_issues = {
+        "06-02": "recording 06-02 does not exist in the public release (59 of 60 recordings)",
+        "07-05": "reported to fail preprocessing for at least one user "
+        "(rPPG-Toolbox issue #229); check this recording's report",
+    }
 
     def _find_sessions(self) -> list[Session]:
         sessions, missing = [], []

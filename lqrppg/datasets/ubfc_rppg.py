@@ -34,6 +34,7 @@ class UbfcRppgReader(DatasetReader):
     """Reader for UBFC-rPPG DATASET_2 (42 subjects, one uncompressed AVI each)."""
 
     default_fps = 30.0
+    expected_sessions = 42
     alignment = "sample_count"
     access = (
         "UBFC-rPPG is a manual download: request it from its authors at "
@@ -41,6 +42,10 @@ class UbfcRppgReader(DatasetReader):
         "(research use; cite Bobbia et al., Pattern Recognition Letters 2017).\n"
         "Expected layout (DATASET_2): <root>/subjectN/vid.avi and <root>/subjectN/ground_truth.txt."
     )
+    known_issues = {
+        "subject33": "a damaged vid.avi download is common: OpenCV decodes too few frames "
+        "('Invalid buffer size'); re-download it (rPPG-Toolbox issue #133)",
+    }
 
     def _find_sessions(self) -> list[Session]:
         sessions, missing = [], []
