@@ -94,6 +94,20 @@ class IntraProtocol(_Strict):
 class CrossPair(_Strict):
     train: str = Field(description="Source dataset: its subjects are split into train and validation.")
     test: list[str] = Field(description="Target datasets, each tested whole.")
+    training: TrainOverrides = Field(
+        default_factory=TrainOverrides,
+        description="Changes to the training settings for this source (the paper's per-setting LR, augmentation).",
+    )
+    variant: str = Field(
+        default="", pattern=r"^[a-z0-9-]*$",
+        description="Names a second model trained on the same source with other 'training' settings "
+        "(the paper augments only PURE->MMPD and UBFC->MMPD); its files live under cross/source-<variant>.",
+    )
+
+    @property
+    def fold(self) -> str:
+        """The model's folder under cross/: 'source', or 'source-<variant>'."""
+        return f"source-{self.variant}" if self.variant else "source"
 
 
 class PublishedSplit(_Strict):
@@ -107,6 +121,9 @@ class PublishedSplit(_Strict):
     val: list[str] = Field(min_length=1, description="Validation subjects: checkpoint selection only, never test.")
     test: list[str] = Field(min_length=1, description="Test subjects (or patterns).")
     source: str = Field(default="", description="Where the split comes from (paper, table, protocol).")
+    training: TrainOverrides = Field(
+        default_factory=TrainOverrides, description="Changes to the training settings for this split (e.g. its LR)."
+    )
 
 
 class ProtocolsConfig(_Strict):
@@ -171,12 +188,30 @@ class ProjectConfig(_Strict):
             unknown = sorted({pair.train, *pair.test} - known)
             if unknown:
                 raise ValueError(f"protocols.cross names unknown datasets {unknown}")
+            # Pairs with one source and variant share one trained model, so they cannot train it differently.
+            same_model = [p.training for p in self.protocols.cross if (p.train, p.fold) == (pair.train, pair.fold)]
+            if any(t != same_model[0] for t in same_model):
+                raise ValueError(f"protocols.cross: pairs with source {pair.train!r} give different 'training' "
+                                 "overrides; they share one model: give a 'variant' to train a second one")
+        targets = [(p.train, t) for p in self.protocols.cross for t in p.test]
+        if dupes := sorted({pair for pair in targets if targets.count(pair) > 1}):
+            raise ValueError(f"protocols.cross: source -> target pairs given twice: {dupes}")
         return self
 
-    def train_settings(self, model: str) -> TrainSettings:
-        """The shared training settings with the model's overrides applied."""
-        overrides = self.models[model].model_dump(exclude_none=True)
-        return self.training.model_copy(update=overrides)
+    def train_settings(self, model: str, dataset: str | None = None, protocol: str | None = None,
+                       fold: str | None = None) -> TrainSettings:
+        """The shared training settings, then the model's overrides, then the protocol's for
+        this dataset (a published split's, or the cross pair's whose source it is)."""
+        settings = self.training.model_copy(update=self.models[model].model_dump(exclude_none=True))
+        protocol_overrides = None
+        if protocol == "published" and dataset in self.protocols.published:
+            protocol_overrides = self.protocols.published[dataset].training
+        elif protocol == "cross":
+            protocol_overrides = next(
+                (p.training for p in self.protocols.cross if p.train == dataset and p.fold == (fold or "source")), None)
+        if protocol_overrides is not None:
+            settings = settings.model_copy(update=protocol_overrides.model_dump(exclude_none=True))
+        return settings
 
     def lq_selection_chain(self) -> ChainSettings:
         """HR chain for choosing LQ epochs: Welch, because single 160-frame chunks give a
@@ -213,6 +248,13 @@ class ProjectConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     # -- paths (one place, used by the CLI and the Snakefile) -----------------------------------
+    def cross_pair(self, source: str, target: str) -> CrossPair:
+        """The cross-dataset pair that tests ``target`` with a model trained on ``source``."""
+        for pair in self.protocols.cross:
+            if pair.train == source and target in pair.test:
+                return pair
+        raise ConfigError(f"protocols.cross has no pair {source} -> {target}")
+
     def manifest_path(self, dataset: str) -> Path:
         return self.results_dir / "raw" / dataset / "manifest.parquet"
 

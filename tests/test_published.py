@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from lqrppg.config import validate_config
+from lqrppg.config import load_config, validate_config
 from lqrppg.errors import ConfigError, DataError
 from lqrppg.splits import published_split
 from lqrppg.tables import write_table
 
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
 
 
 def _store_tables():
@@ -87,3 +87,48 @@ def test_the_dag_trains_and_scores_every_model_on_a_published_split(workspace, t
                  "results/metrics/lqrppg/synth-calm/published.csv",
                  "results/metrics/physnet/synth-calm/published.csv"):
         assert path in listing, path
+
+
+def test_training_settings_stack_model_then_protocol_overrides():
+    cfg = tiny_config()
+    cfg["models"]["lqrppg"] = {"lr": 0.01}
+    cfg["protocols"]["published"] = {"synth-calm": {
+        "train": ["subject1"], "val": ["subject2"], "test": ["subject3"], "training": {"lr": 6e-5, "epochs": 7}}}
+    cfg["protocols"]["cross"] = [{"train": "synth-calm", "test": ["synth-motion"], "training": {"augment": True}}]
+    config = validate_config(cfg)
+    base = config.train_settings("lqrppg")
+    assert base.lr == 0.01 and base.epochs == cfg["training"]["epochs"]
+    published = config.train_settings("lqrppg", "synth-calm", "published")
+    assert (published.lr, published.epochs) == (6e-5, 7)
+    cross = config.train_settings("lqrppg", "synth-calm", "cross")
+    assert cross.augment and cross.lr == 0.01
+    assert config.train_settings("lqrppg", "synth-calm", "intra") == base
+
+
+def test_cross_pairs_of_one_source_cannot_train_it_differently():
+    cfg = tiny_config()
+    cfg["protocols"]["cross"] = [{"train": "synth-calm", "test": ["synth-motion"], "training": {"lr": 0.1}},
+                                 {"train": "synth-calm", "test": ["synth-calm"]}]
+    with pytest.raises(ConfigError, match="share one model"):
+        validate_config(cfg)
+
+
+@pytest.mark.parametrize("overlay", sorted((ROOT / "config").glob("**/*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_overlay_validates(overlay):
+    files = [ROOT / "config/config.yaml"] + ([overlay] if overlay.name != "config.yaml" else [])
+    cfg = load_config(files)
+    assert cfg.all_datasets()
+
+
+def test_paper_overlay_plans_the_papers_protocols(tool_env):
+    """--configfile overlays win over the Snakefile's configfile (Snakemake lists them first)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "8", "--resources", "gpu=1",
+                           "--configfile", "config/paper.yaml", "--quiet", "rules"],
+                          cwd=ROOT, env=tool_env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = {parts[0]: int(parts[1]) for line in proc.stdout.splitlines()
+              if len(parts := line.split()) == 2 and parts[1].isdigit()}
+    assert counts["evaluate_published"] == 10  # 5 published splits x 2 models
+    assert counts["evaluate_cross"] == 8  # 4 cross pairs x 2 models
+    assert counts["train"] == 18  # 5 published + 4 cross models (two variants), x 2 models
+    assert "evaluate_intra" not in counts  # the overlay's empty k-fold list replaces the default's

@@ -6,8 +6,13 @@ from lqrppg.config import load_config
 
 # The workflow reads the config exactly as every command does (same files, same strict
 # loader that also rejects duplicate keys), so a rule runs identically by hand.
-CFG = load_config(workflow.configfiles)
-CONFIG_ARGS = " ".join(f"--config {f}" for f in workflow.configfiles)
+# Snakemake lists the --configfile files first and appends the Snakefile's own configfile after
+# them, although the command line wins; the package merges files in order, later ones winning,
+# so the command-line overlays go last here.
+_CLI_CONFIGS = [str(f) for f in workflow.overwrite_configfiles or []]
+CONFIG_FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGS] + _CLI_CONFIGS
+CFG = load_config(CONFIG_FILES)
+CONFIG_ARGS = " ".join(f"--config {f}" for f in CONFIG_FILES)
 RESULTS = str(CFG.results_dir)
 DATASETS = sorted(CFG.all_datasets())
 SYNTHETIC = sorted(CFG.synthetic)

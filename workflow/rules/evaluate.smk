@@ -22,15 +22,15 @@ rule predict_intra:
 
 rule predict_cross:
     input:
-        checkpoint=f"{RESULTS}/models/{{model}}/{{source}}/cross/source/checkpoint.pt",
+        checkpoint=lambda wc: f"{RESULTS}/models/{wc.model}/{wc.source}/cross/{wc.fold}/checkpoint.pt",
         store=lambda wc: str(CFG.store_path(wc.target)),
     output:
-        f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
+        f"{RESULTS}/predictions/{{model}}/{{source}}/cross/{{fold}}/{{target}}.parquet",
     resources:
         gpu=1,
     threads: TORCH_THREADS
     log:
-        f"{RESULTS}/logs/predict/{{model}}/{{source}}/cross/{{target}}.log",
+        f"{RESULTS}/logs/predict/{{model}}/{{source}}/cross/{{fold}}/{{target}}.log",
     shell:
         "lqrppg predict {CONFIG_ARGS} --checkpoint {input.checkpoint} --dataset {wildcards.target}"
         " --store {input.store} --out {output} --threads {threads} 2> {log}"
@@ -69,7 +69,8 @@ rule evaluate_published:
 
 rule evaluate_cross:
     input:
-        f"{RESULTS}/predictions/{{model}}/{{source}}/cross/source/{{target}}.parquet",
+        lambda wc: f"{RESULTS}/predictions/{wc.model}/{wc.source}/cross/"
+        f"{CFG.cross_pair(wc.source, wc.target).fold}/{wc.target}.parquet",
     output:
         f"{RESULTS}/metrics/{{model}}/{{source}}/cross-{{target}}.csv",
     params:

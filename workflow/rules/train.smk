@@ -11,7 +11,7 @@ MODEL_DIR = f"{RESULTS}/models/{{model}}/{{dataset}}/{{protocol}}/{{fold}}"
 
 wildcard_constraints:
     protocol="intra|published|cross",
-    fold=r"fold\d+|split|source",
+    fold=r"fold\d+|split|source(-[a-z0-9-]+)?",
     model="|".join(re.escape(m) for m in MODELS) or "^$",
 
 
@@ -23,7 +23,9 @@ rule split:
     log:
         f"{RESULTS}/logs/split/{{protocol}}/{{dataset}}/{{fold}}.log",
     params:
-        fold=lambda wc: f"--fold {wc.fold.removeprefix('fold')}" if wc.protocol == "intra" else "",
+        fold=lambda wc: {"intra": f"--fold {wc.fold.removeprefix('fold')}", "cross": f"--name {wc.fold}"}.get(
+            wc.protocol, ""
+        ),
     shell:
         "lqrppg split {CONFIG_ARGS} --dataset {wildcards.dataset} --protocol {wildcards.protocol} {params.fold}"
         " --store {input} --out {output} 2> {log}"
@@ -91,7 +93,7 @@ rule train:
     params:
         lq=lq_args,
         out_dir=lambda wc: MODEL_DIR.format(**wc),
-        settings=lambda wc: f"{CFG.seed}:{CFG.train_settings(wc.model).model_dump_json()}",
+        settings=lambda wc: f"{CFG.seed}:{CFG.train_settings(wc.model, wc.dataset, wc.protocol, wc.fold).model_dump_json()}",
     # The command picks CUDA itself when present (`training.device: auto`); Snakemake clamps
     # resources silently, so gpu=1 only limits how many training jobs share one GPU.
     resources:
