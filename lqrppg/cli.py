@@ -208,8 +208,15 @@ def cmd_quantize_fit(args: argparse.Namespace) -> None:
     store = _store(cfg, args.dataset, args.store)
     split = read_split(Path(args.split))
     band = cfg.evaluation.band_hz
-    _, y_train = labels_from_store(store, split["train"]["sessions"], band, cfg.evaluation.filter_order)
-    _, y_val = labels_from_store(store, split["val"]["sessions"], band, cfg.evaluation.filter_order)
+    quality = store.index.set_index(["session", "chunk"])["label_quality"]
+
+    def good_labels(sessions):
+        """y_bpf of the chunks whose label is good enough to learn codebooks from (training.min_label_quality)."""
+        ids, y = labels_from_store(store, sessions, band, cfg.evaluation.filter_order)
+        keep = quality.loc[list(zip(ids["session"], ids["chunk"], strict=True))].to_numpy()
+        return y[keep >= cfg.training.min_label_quality]
+
+    y_train, y_val = good_labels(split["train"]["sessions"]), good_labels(split["val"]["sessions"])
     result = fit_quantizers(y_train, y_val, store.fps, cfg.lq, cfg.lq_selection_chain(), seed=cfg.seed)
     out = Path(args.out_dir)
     save_quantizers(result, out / "quantizers.pt")

@@ -214,6 +214,7 @@ class ChunkDataset(Dataset):
         seed: int = 0,
         *,
         label_norm: str | None = None,
+        min_label_quality: float = 0.0,
     ) -> None:
         self.store = store if isinstance(store, ChunkStore) else ChunkStore(store)
         if input_norm not in INPUT_NORMS:
@@ -257,6 +258,16 @@ class ChunkDataset(Dataset):
         self._rows: dict[tuple[str, int], int] = {}
         if targets == "quantized":
             self._load_pseudo_labels(pseudo_labels)
+
+        # Chunks whose label the dataset grades as bad (iBVP's SQ columns) are left out whole, after
+        # the per-video statistics: time inside every kept chunk stays continuous.
+        keep = self.index["label_quality"].to_numpy() >= min_label_quality
+        self.masked_chunks = [(str(r.session), int(r.chunk)) for r in self.index[~keep].itertuples()]
+        if self.masked_chunks:
+            log.info("%s: %d of %d chunks left out (label quality < %g)", self.store.path,
+                     len(self.masked_chunks), len(keep), min_label_quality)
+            self.index = self.index[keep].reset_index(drop=True)
+            self._items = [item for item, k in zip(self._items, keep, strict=True) if k]
 
     def _load_pseudo_labels(self, path: str | os.PathLike | None) -> None:
         if path is None:

@@ -52,7 +52,7 @@ CRITERION = "val_hr_mae_bpm"  # whole-video HR MAE of the prediction vs the labe
 CHECKPOINT_FORMAT = "lqrppg.checkpoint/1"
 LAST_FORMAT = "lqrppg.last/1"
 #: Settings that change the numbers; a last.pt written with other values is not resumed.
-_IDENTITY_FIELDS = {"epochs", "batch_size", "lr", "weight_decay", "augment"}
+_IDENTITY_FIELDS = {"epochs", "batch_size", "lr", "weight_decay", "augment", "min_label_quality"}
 
 
 class TrainSettings(BaseModel):
@@ -72,6 +72,11 @@ class TrainSettings(BaseModel):
         None, ge=1, description="torch intra-op CPU threads for this job (torch.set_num_threads); null = leave as is."
     )
     eval_batch_size: int = Field(4, ge=1, description="Chunks per batch in the validation pass.")
+    min_label_quality: float = Field(
+        1.0, ge=0, le=1,
+        description="Training chunks need at least this share of frames with a good label (datasets that grade "
+        "their label, e.g. iBVP); the rest are left out whole, and listed in run.json.",
+    )
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -201,7 +206,8 @@ class _Job:
         data_args = dict(input_norm=cls.input_norm, label_norm=cls.label_norm, seed=self.seed)
         self.train_set = ChunkDataset(store, train_sessions, targets=cls.label_type,
                                       pseudo_labels=pseudo_labels if quantized else None,
-                                      augment=settings.augment, **data_args)
+                                      augment=settings.augment, min_label_quality=settings.min_label_quality,
+                                      **data_args)
         if quantized:
             _check_pseudo_labels_use(books, self.train_set, pseudo_labels)
         self.val_set, self.val_objective = self._val_dataset(pseudo_labels if quantized else None, data_args)
@@ -341,6 +347,7 @@ class _Job:
             "threads": torch.get_num_threads(),
             "epoch_seconds": state["epoch_seconds"],
             "steps_per_epoch": len(self.loader),
+            "masked_chunks": [f"{s}#{c}" for s, c in self.train_set.masked_chunks],
             "run_id": run.run_id if run is not None else None,
             "seed": self.seed,
             "settings": self.settings.model_dump(),

@@ -29,11 +29,12 @@ SIZE = 16
 
 
 def write_tiny_store(
-    path, sessions: dict[str, tuple[int, float]], size: int = SIZE, chunk_length: int = CHUNK, seed: int = 0
+    path, sessions: dict[str, tuple[int, float]], size: int = SIZE, chunk_length: int = CHUNK, seed: int = 0,
+    good: dict[str, np.ndarray] | None = None,
 ) -> ChunkStore:
     """A store whose face brightness pulses at each session's HR; label = that pulse + drift.
 
-    ``sessions`` maps name -> (n_frames, hr_bpm).
+    ``sessions`` maps name -> (n_frames, hr_bpm); ``good`` optional per-frame label masks.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -48,7 +49,7 @@ def write_tiny_store(
         with SessionWriter(path, name, size) as writer:
             for f in frames:
                 writer.append(f, (0, 0, size, size), f.reshape(-1, 3).mean(0))
-            writer.finish(label)
+            writer.finish(label, (good or {}).get(name))
         rows.append(dict(session=name, subject=name, task="t", n_frames=n, fps=FS, alignment="sample_count",
                          face_fallback=False, n_detections=n, label_path="", video_path=""))
     write_store_tables(path, dataset="toy", fps=FS, prep_id=f"toy{size}x{chunk_length}",
@@ -280,3 +281,19 @@ def test_flip_mirrors_the_width_axis(store):
         if torch.equal(item["label"], plain["label"]) and torch.equal(item["frames"], plain["frames"].flip(-1)):
             seen_flip = True
     assert seen_flip
+
+
+def test_chunks_with_a_graded_bad_label_are_left_out_of_training_whole(tmp_path):
+    good = np.ones(100, dtype=bool)
+    good[40:45] = False  # five bad label frames inside chunk 1 of s1 (frames 32..63)
+    store = write_tiny_store(tmp_path, {"s1": (100, 72.0), "s2": (64, 120.0)}, good={"s1": good})
+    quality = store.index.set_index(["session", "chunk"])["label_quality"]
+    assert quality[("s1", 1)] == pytest.approx(27 / 32) and quality[("s1", 0)] == 1.0
+    strict = ChunkDataset(store, ["s1", "s2"], "standardized", min_label_quality=1.0)
+    assert strict.masked_chunks == [("s1", 1)]
+    assert [(item["session"], item["chunk"]) for item in strict] == [("s1", 0), ("s1", 2), ("s2", 0), ("s2", 1)]
+    # the kept chunks are normalised with the whole video's statistics, as without the mask
+    full = ChunkDataset(store, ["s1", "s2"], "standardized")
+    assert len(full) == 5 and not full.masked_chunks
+    np.testing.assert_array_equal(strict[1]["frames"], full[2]["frames"])
+    assert len(ChunkDataset(store, ["s1"], "standardized", min_label_quality=0.8)) == 3

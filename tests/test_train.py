@@ -324,4 +324,4 @@ def test_settings_are_strict_and_documented():
     assert all(field.description for field in TrainSettings.model_fields.values())
     assert TrainSettings().model_dump() == {"epochs": 50, "batch_size": 16, "lr": 3e-4, "weight_decay": 1e-5,
                                             "augment": False, "device": "auto", "threads": None,
-                                            "eval_batch_size": 4}
+                                            "eval_batch_size": 4, "min_label_quality": 1.0}
