@@ -103,7 +103,9 @@ def test_no_face_is_an_error_naming_the_session_unless_a_fallback_is_configured(
     assert (store.boxes("subject2") == (0, 0, 320, 240)).all()
 
 
-@pytest.mark.parametrize(("policy", "box_after"), [("full_frame", (0, 0, 320, 240)), ("last_box", "face")])
+@pytest.mark.parametrize(
+    ("policy", "box_after"), [("full_frame", (0, 0, 320, 240)), ("last_box", "face"), ("error", "face")]
+)
 def test_a_lost_face_falls_back_as_configured(tmp_path, policy, box_after):
     folder = tmp_path / "raw" / "subject1"
     folder.mkdir(parents=True)
@@ -113,7 +115,7 @@ def test_a_lost_face_falls_back_as_configured(tmp_path, policy, box_after):
     reader = ubfc(tmp_path / "raw")
     settings = SMALL.model_copy(update={"detection": "every_n", "detect_every": 10, "no_face": policy})
     row = preprocess_session(reader, reader.list_sessions()[0], settings, tmp_path / "out")
-    assert row["face_fallback"] and row["n_detections"] == 2
+    assert row["face_fallback"] and row["n_detections"] == 2 and row["n_detection_misses"] == 2
     boxes = np.load(tmp_path / "out" / "boxes" / "subject1.npy")
     face_box = expand_box(FACE_BOX, 1.5, 320, 240)
     assert tuple(boxes[19]) == face_box

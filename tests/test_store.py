@@ -94,8 +94,8 @@ def test_store_round_trip(tmp_path, caplog):
         np.testing.assert_array_equal(store.mean_rgb(name), a["rgb"])
         assert store.label(name).dtype == np.float32
     expected_index = pd.DataFrame(
-        [("s1", "s1", 0, 0, 32, 30.0), ("s1", "s1", 1, 32, 64, 30.0), ("s1", "s1", 2, 64, 96, 30.0),
-         ("s2", "s2", 0, 0, 32, 30.0), ("s2", "s2", 1, 32, 64, 30.0)],
+        [("s1", "s1", 0, 0, 32, 30.0, 1.0), ("s1", "s1", 1, 32, 64, 30.0, 1.0), ("s1", "s1", 2, 64, 96, 30.0, 1.0),
+         ("s2", "s2", 0, 0, 32, 30.0, 1.0), ("s2", "s2", 1, 32, 64, 30.0, 1.0)],
         columns=INDEX_COLUMNS,
     )  # fmt: skip
     pd.testing.assert_frame_equal(store.index, expected_index, check_dtype=False)
@@ -137,3 +137,52 @@ def test_session_writer_refuses_a_label_of_the_wrong_length_and_unsafe_names(tmp
             writer.finish(np.zeros(2))
     with pytest.raises(DataError, match="cannot be used as a file name"):
         SessionWriter(tmp_path, "../evil", SIZE)
+
+
+def test_label_mask_sets_each_chunks_good_fraction_and_the_masked_counts(tmp_path):
+    good = np.ones(100, dtype=bool)
+    good[40:48] = False  # a quarter of chunk 1 (frames 32-63)
+    good[98:] = False  # in the dropped remainder: masked frames, but no chunk
+    rows = []
+    for name, mask in (("s1", good), ("s2", None)):
+        with SessionWriter(tmp_path, name, SIZE) as writer:
+            for _ in range(100):
+                writer.append(np.zeros((SIZE, SIZE, 3), np.uint8), (0, 0, 1, 1), np.zeros(3))
+            writer.finish(np.sin(np.arange(100.0)), mask)
+        rows.append(dict(session=name, subject=name, task="t", n_frames=100, fps=30.0, alignment="sample_count",
+                         face_fallback=False, n_detections=1, label_path="", video_path="",
+                         has_label_quality=mask is not None))
+    write_store_tables(tmp_path, dataset="toy", fps=30.0, prep_id="q", settings={"size": SIZE},
+                       chunk_length=32, sessions=rows)
+    store = ChunkStore(tmp_path)
+    assert store.index["label_quality"].tolist() == [1.0, 0.75, 1.0, 1.0, 1.0, 1.0]
+    sessions = store.sessions.set_index("session")
+    assert sessions.loc["s1", ["n_masked_frames", "n_masked_chunks"]].tolist() == [10, 1]
+    assert sessions.loc["s2", ["n_masked_frames", "n_masked_chunks"]].tolist() == [0, 0]
+    assert sessions["has_label_quality"].tolist() == [True, False]
+    assert json.loads((tmp_path / "store.json").read_text())["masked_chunks"] == {"s1": 1}
+    np.testing.assert_array_equal(store.label_mask("s1"), good)
+    assert store.label_mask("s2").dtype == bool and store.label_mask("s2").all()
+    with SessionWriter(tmp_path / "bad", "s1", SIZE) as writer:
+        writer.append(np.zeros((SIZE, SIZE, 3), np.uint8), (0, 0, 1, 1), np.zeros(3))
+        with pytest.raises(ValueError, match="label mask of shape"):
+            writer.finish(np.zeros(1), np.ones(2, dtype=bool))
+
+
+def test_a_format_1_store_still_opens_with_all_good_labels(tmp_path):
+    build_store(tmp_path, {"s1": 70})
+    # Turn it into what format 1 wrote: no label masks, none of the newer columns.
+    for path in (tmp_path / "label_mask").iterdir():
+        path.unlink()
+    (tmp_path / "label_mask").rmdir()
+    index = pd.read_parquet(tmp_path / "index.parquet")
+    index.drop(columns="label_quality").to_parquet(tmp_path / "index.parquet", index=False)
+    sessions = pd.read_parquet(tmp_path / "sessions.parquet")
+    sessions[SESSION_COLUMNS[:10]].to_parquet(tmp_path / "sessions.parquet", index=False)
+    meta = json.loads((tmp_path / "store.json").read_text())
+    (tmp_path / "store.json").write_text(json.dumps({**meta, "format_version": 1}))
+    store = ChunkStore(tmp_path)
+    assert list(store.index.columns) == INDEX_COLUMNS and (store.index["label_quality"] == 1.0).all()
+    assert list(store.sessions.columns) == SESSION_COLUMNS
+    assert store.sessions.iloc[0][["n_detection_misses", "n_masked_chunks"]].tolist() == [0, 0]
+    assert store.label_mask("s1").shape == (70,) and store.label_mask("s1").all()

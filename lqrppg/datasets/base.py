@@ -272,3 +272,35 @@ def _align_by_timestamps(
             f"of the video ({frame_t[-1] - frame_t[0]:.2f} s) without a label"
         )
     return np.interp(frame_t, label_t, values)
+
+
+def align_quality(
+    label: LabelSeries, n_frames: int, frame_times_s: np.ndarray | None, method_used: str, source: str
+) -> np.ndarray | None:
+    """The label's per-sample quality on the frames, by the mapping :func:`align_label` used.
+
+    ``method_used`` is the method :func:`align_label` returned for the same label and
+    frames, so quality and label land on the frames identically. Returns float32 in
+    [0, 1] per frame, or None when the dataset grades no quality. A missing (NaN)
+    grade counts as 0: an ungraded sample is not known to be good.
+    """
+    if label.quality is None:
+        return None
+    quality = np.nan_to_num(np.asarray(label.quality, dtype=np.float64).ravel(), nan=0.0)
+    if quality.size != np.asarray(label.values).size:
+        raise DataError(f"{source}: {quality.size} quality values for {np.asarray(label.values).size} label samples")
+    if quality.size and (quality.min() < 0 or quality.max() > 1):
+        raise DataError(f"{source}: label quality outside [0, 1] ({quality.min():g} to {quality.max():g})")
+    if method_used == "timestamps":
+        if label.timestamps_s is None or frame_times_s is None:
+            raise DataError(f"{source}: label aligned by timestamps but the timestamps are missing")
+        aligned = np.interp(np.asarray(frame_times_s, dtype=np.float64).ravel(), label.timestamps_s, quality)
+    elif method_used == "sample_count":
+        aligned = quality
+    elif method_used == "linear_stretch":
+        aligned = _linear_stretch(quality, n_frames)
+    else:
+        raise DataError(f"{source}: unknown alignment method {method_used!r}; known: {', '.join(ALIGNMENT_METHODS)}")
+    if aligned.size != n_frames:
+        raise DataError(f"{source}: quality aligned to {aligned.size} frames, expected {n_frames}")
+    return aligned.astype(np.float32)

@@ -4,6 +4,13 @@ Detectors implement the small :class:`FaceDetector` protocol and register under 
 name with :func:`register_detector`; :func:`get_detector` finds them. Modules of
 this package named ``face_*`` are imported on first use, so another detector (a
 DNN one, say) is one new file, ``lqrppg/preprocess/face_<name>.py``.
+
+A detector factory is called with two keyword options, both from the preprocessing
+settings: ``max_side`` (detect on a copy downscaled so its longer side is at most
+this; boxes come back in full-frame pixels) and ``model`` (a model file: a cascade
+XML for Haar, an ONNX file for YuNet). Detection cost grows with the pixel count,
+so halving the side makes it about 3-4× cheaper while the box stays within a few
+pixels; the crop itself is always cut from the full-resolution frame.
 """
 
 from __future__ import annotations
@@ -29,16 +36,37 @@ class FaceDetector(Protocol):
         """The largest face as int (x, y, w, h), or None when there is none."""
 
 
-#: Factories (usually the classes) of the detectors; modules named ``face_*`` register here.
-DETECTORS: Registry[Callable[[], FaceDetector]] = Registry("face detector", __package__, prefix="face_")
+#: Factories (usually the classes) of the detectors, called as ``factory(max_side=..., model=...)``;
+#: modules named ``face_*`` register here.
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector", __package__, prefix="face_")
 register_detector = DETECTORS.register
 available_detectors = DETECTORS.names
 
 
 @functools.cache
-def get_detector(name: str) -> FaceDetector:
-    """A detector instance by name, built once per process (cascades take time to load)."""
-    return DETECTORS.get(name)()
+def get_detector(name: str, max_side: int | None = None, model: Path | None = None) -> FaceDetector:
+    """A detector instance by name and options, built once per process (models take time to load)."""
+    return DETECTORS.get(name)(max_side=max_side, model=model)
+
+
+def downscale(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float, float]:
+    """``image`` shrunk (INTER_AREA) so its longer side is at most ``max_side``, and the x, y scales.
+
+    A frame that is small enough is returned as is (no copy) with scales of 1.
+    """
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, 1.0, 1.0
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, size[0] / width, size[1] / height
+
+
+def upscale_box(box: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """A box (x, y, w, h) found on a copy downscaled by (sx, sy), in full-frame int pixels."""
+    x, y, w, h = (float(v) for v in box[:4])
+    return np.array([round(x / sx), round(y / sy), round(w / sx), round(h / sy)], dtype=np.int32)
 
 
 @register_detector("haar")
@@ -47,6 +75,10 @@ class HaarFaceDetector:
 
     ``min_neighbors=5`` (OpenCV's default is 3) trades a few missed small faces
     for fewer false boxes, which matter more because the largest box wins.
+    ``min_size`` is in full-frame pixels; on a downscaled copy (``max_side``) it
+    shrinks with the copy, but the cascade cannot see faces smaller than its
+    24-pixel window there, so a face must span at least 24 / scale frame pixels.
+    ``model`` replaces OpenCV's frontal-face cascade with another cascade XML file.
     """
 
     def __init__(
@@ -55,24 +87,32 @@ class HaarFaceDetector:
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_size: int = 30,
+        max_side: int | None = None,
+        model: Path | None = None,
     ) -> None:
-        path = Path(cv2.data.haarcascades) / cascade
+        path = Path(model) if model is not None else Path(cv2.data.haarcascades) / cascade
+        if model is not None and not path.is_file():
+            raise ConfigError(f"preprocess.detector_model: Haar cascade file {path} does not exist")
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise ConfigError(f"cannot load the Haar cascade {path} (OpenCV 5 wheels ship none: use opencv<5)")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
+        self.max_side = max_side
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        # Grey first, then shrink: one channel to resample instead of three.
+        gray, sx, sy = downscale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), self.max_side)
+        min_size = max(1, round(self.min_size * min(sx, sy)))
         faces = self._cascade.detectMultiScale(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size,) * 2
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_size, min_size)
         )
         if len(faces) == 0:
             return None
         faces = np.asarray(faces, dtype=np.int32)
-        return faces[np.argmax(faces[:, 2] * faces[:, 3])]
+        largest = faces[np.argmax(faces[:, 2] * faces[:, 3])]
+        return largest if sx == sy == 1.0 else upscale_box(largest, sx, sy)
 
 
 def expand_box(box: np.ndarray | Box, scale: float, frame_w: int, frame_h: int) -> Box:

@@ -6,18 +6,24 @@ the number of frames actually decoded. The whole store is built in a temporary
 folder and published only when every session succeeded, so a failure can never
 leave a store that silently lacks sessions (the rPPG-Toolbox's parallel
 preprocessing lost up to 17 of 42 UBFC-rPPG subjects that way).
+
+Per frame the work is a crop, one INTER_AREA resize and a mean, all on views of
+the decoded frame; face detection, the expensive step, runs on a downscaled grey
+copy and only on the frames that the detection setting names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm import tqdm
 
-from lqrppg.datasets.base import DatasetReader, Session, align_label
+from lqrppg.datasets.base import DatasetReader, Session, align_label, align_quality
 from lqrppg.errors import DataError, LqrppgError, NoFaceError
 from lqrppg.io import atomic_dir
 from lqrppg.preprocess.face import FaceDetector, available_detectors, crop_resize, expand_box, get_detector
@@ -52,19 +58,57 @@ class PreprocessSettings(BaseModel):
     detection: Literal["first", "every_n"] = Field(
         "first",
         description="'first': detect on the first frame only and keep that box (the field's convention); "
-        "'every_n': detect every `detect_every` frames and use the running median of recent detections.",
+        "'every_n': detect every `detect_every` frames and smooth the detections into the box "
+        "(`box_smoothing`).",
     )
     detect_every: int = Field(30, gt=0, description="Frames between detections when detection is 'every_n'.")
+    box_smoothing: Literal["median", "ema"] = Field(
+        "median",
+        description="How 'every_n' turns successive detections into the crop box, causally: 'median': "
+        "per-coordinate median of the last `median_window` detections (ignores a single wrong box, lags about "
+        "half the window behind motion); 'ema': exponential moving average, new = ema_alpha x detection + "
+        "(1 - ema_alpha) x previous (less lag for steady motion, but a wrong box pulls it by ema_alpha).",
+    )
     median_window: int = Field(
-        5, gt=0, description="Detections in the running median box when detection is 'every_n' (causal, one pass)."
+        5, gt=0, description="Detections in the running median box when box_smoothing is 'median'."
+    )
+    ema_alpha: float = Field(
+        0.5, gt=0, le=1, description="Weight of the newest detection when box_smoothing is 'ema' (1: no smoothing)."
+    )
+    detect_max_side: int | None = Field(
+        320,
+        gt=0,
+        description="Run the face detector on a copy (grey for Haar) downscaled (INTER_AREA) so its longer side is "
+        "at most "
+        "this many pixels, and scale the box back; the crop is still cut from the full-resolution frame. On "
+        "640x480, 320 makes Haar detection about 3x faster and moves the box by a few pixels; the smallest "
+        "face found grows to 24 x (frame side / detect_max_side) pixels. null: detect at full resolution.",
     )
     no_face: Literal["error", "full_frame", "last_box"] = Field(
         "error",
-        description="What a detection that finds no face does: 'error' stops with NoFaceError; 'full_frame' "
-        "crops the whole frame until the next face (the toolbox's silent behaviour); 'last_box' keeps the "
-        "previous box (the whole frame if there is none yet). Fallbacks are recorded per session.",
+        description="What a detection that finds no face does. Before any face was found: 'error' stops with "
+        "NoFaceError naming the session, 'full_frame' and 'last_box' crop the whole frame. After a face was "
+        "found: 'error' and 'last_box' keep the last box, 'full_frame' crops the whole frame until the next "
+        "face (the toolbox's silent behaviour). Misses are counted per session (n_detection_misses).",
     )
-    detector: str = Field("haar", description="Name of a registered face detector (lqrppg.preprocess.face).")
+    detector: str = Field(
+        "haar",
+        description="Name of a registered face detector (lqrppg.preprocess.face): 'haar' (OpenCV's frontal-face "
+        "cascade, the field's detector) or 'yunet' (OpenCV's CNN detector, needs detector_model).",
+    )
+    detector_model: Path | None = Field(
+        None,
+        description="Model file of the detector: the YuNet ONNX file for 'yunet' (face_detection_yunet_2023mar"
+        ".onnx from the OpenCV Zoo, models/face_detection_yunet), or a cascade XML replacing Haar's default.",
+    )
+    label_quality_threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Where a dataset grades its label (iBVP's signal quality), frames whose aligned quality is "
+        "at or below this are bad-label frames (the rPPG-Toolbox drops iBVP frames with SQ2 <= 0.3). They stay "
+        "in the store, marked in label_mask; index.parquet's label_quality is each chunk's good fraction.",
+    )
 
     @field_validator("detector")
     @classmethod
@@ -87,6 +131,11 @@ class PreprocessSettings(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
+def make_detector(settings: PreprocessSettings) -> FaceDetector:
+    """The configured detector (cached per process); ConfigError when its model is missing."""
+    return get_detector(settings.detector, settings.detect_max_side, settings.detector_model)
+
+
 class _BoxTracker:
     """Chooses each frame's crop box in a single causal pass over the frames."""
 
@@ -94,8 +143,11 @@ class _BoxTracker:
         self.settings = settings
         self.detector = detector
         self.session = session
-        window = settings.median_window if settings.detection == "every_n" else 1
+        smoothing = settings.detection == "every_n"
+        self._ema = smoothing and settings.box_smoothing == "ema"
+        window = settings.median_window if smoothing and not self._ema else 1
         self._recent: deque[np.ndarray] = deque(maxlen=window)
+        self._smoothed: np.ndarray | None = None
         self._box: Box | None = None
         self._frame_shape: tuple[int, ...] | None = None
         self.n_detections = 0
@@ -119,18 +171,28 @@ class _BoxTracker:
             face = self.detector.detect(frame)
             if face is not None:
                 self.n_detections += 1
-                self._recent.append(np.asarray(face, dtype=np.float64))
-                median = np.median(np.stack(self._recent), axis=0)
-                self._box = expand_box(median, self.settings.box_scale, width, height)
+                self._box = expand_box(self._smooth(face), self.settings.box_scale, width, height)
             else:
                 self._miss(t, width, height)
         assert self._box is not None  # frame 0 is always a detection frame
         return self._box
 
+    def _smooth(self, face: np.ndarray) -> np.ndarray:
+        """The smoothed face box (x, y, w, h) after adding detection ``face``."""
+        face = np.asarray(face[:4], dtype=np.float64)
+        if self._ema:
+            alpha = self.settings.ema_alpha
+            self._smoothed = face if self._smoothed is None else alpha * face + (1 - alpha) * self._smoothed
+            return self._smoothed
+        self._recent.append(face)
+        return np.median(np.stack(self._recent), axis=0)
+
     def _miss(self, t: int, width: int, height: int) -> None:
         self.n_misses += 1
         s = self.session
-        if self.settings.no_face == "error":
+        if self.n_detections == 0 and self.settings.no_face == "error":
+            # Frames before the first face cannot be cropped without a fallback, and buffering
+            # them until a face turns up would make memory depend on the video.
             raise NoFaceError(
                 f"{s.dataset} session {s.session}: no face detected in frame {t} of {s.video_path} "
                 f"(detection={self.settings.detection!r}); set no_face to 'full_frame' or 'last_box' to fall back"
@@ -140,36 +202,72 @@ class _BoxTracker:
         log.debug("session %s: no face in frame %d, using %s", s.session, t, self._box)
 
 
+class Stopped(Exception):
+    """A session abandoned on request (another session of the job failed)."""
+
+
+#: Frames between checks of ``should_stop``; a check costs a lock, a frame a millisecond.
+_STOP_CHECK_EVERY = 32
+
+
+@contextlib.contextmanager
+def _frame_stream(reader: DatasetReader, session: Session) -> Iterator[Iterator[np.ndarray]]:
+    """The session's frames; the reader's generator is closed (its video released) on any exit."""
+    frames = reader.iter_frames(session)
+    try:
+        yield frames
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
 def preprocess_session(
-    reader: DatasetReader, session: Session, settings: PreprocessSettings, writer_dir: Path
+    reader: DatasetReader,
+    session: Session,
+    settings: PreprocessSettings,
+    writer_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Crop, store and label one session in ``writer_dir``; return its sessions.parquet row.
 
     The label is read (and checked) before decoding, so a bad label fails fast;
-    it is aligned after, to the number of frames actually decoded. Errors name
-    the session.
+    it is aligned after, to the number of frames actually decoded, and so is its
+    quality where the dataset grades it. Errors name the session.
+    ``should_stop`` is polled every few frames; when it returns True the session
+    is abandoned with :class:`Stopped`.
     """
     started = time.perf_counter()
     prefix = f"{session.dataset} session {session.session}: "
+    size = settings.size
     try:
         label = reader.read_label(session)
-        tracker = _BoxTracker(settings, get_detector(settings.detector), session)
-        with SessionWriter(Path(writer_dir), session.session, settings.size) as writer:
-            for t, frame in enumerate(reader.iter_frames(session)):
-                x, y, w, h = box = tracker.update(t, frame)
-                mean_rgb = np.asarray(cv2.mean(frame[y : y + h, x : x + w])[:3], dtype=np.float32)
-                writer.append(crop_resize(frame, box, settings.size), box, mean_rgb)
+        tracker = _BoxTracker(settings, make_detector(settings), session)
+        with SessionWriter(Path(writer_dir), session.session, size) as writer:
+            with _frame_stream(reader, session) as frames:
+                for t, frame in enumerate(frames):
+                    x, y, w, h = box = tracker.update(t, frame)
+                    # The mean of the full-resolution crop, not of the resized one: the pulse is a
+                    # fraction of a grey level, and averaging more pixels keeps it above the rounding.
+                    mean_rgb = cv2.mean(frame[y : y + h, x : x + w])[:3]
+                    writer.append(crop_resize(frame, box, size), box, mean_rgb)
+                    if should_stop is not None and t % _STOP_CHECK_EVERY == 0 and should_stop():
+                        raise Stopped(f"{prefix}stopped after {t + 1} frames")
             if writer.n_frames == 0:
                 raise DataError(f"{session.video_path}: no frames")
             frame_times = reader.frame_timestamps_s(session) if reader.alignment == "timestamps" else None
             aligned, method = align_label(
                 label, writer.n_frames, session.fps, frame_times, reader.alignment, session.label_path
             )
-            writer.finish(aligned)
+            quality = align_quality(label, writer.n_frames, frame_times, method, session.label_path)
+            good = None if quality is None else quality > settings.label_quality_threshold
+            writer.finish(aligned, good)
     except LqrppgError as err:
         if str(err).startswith(prefix):
             raise
         raise type(err)(prefix + str(err)) from err
+    except Stopped:
+        raise
     except Exception as err:
         err.add_note(f"while preprocessing {prefix.rstrip(': ')}")
         raise
@@ -177,6 +275,9 @@ def preprocess_session(
     if tracker.n_misses:
         log.warning("%sno face in %d of %d detection attempts; fell back to %r",
                     prefix, tracker.n_misses, tracker.n_misses + tracker.n_detections, settings.no_face)
+    if good is not None and not good.all():
+        log.info("%slabel quality <= %g in %d of %d frames (masked)",
+                 prefix, settings.label_quality_threshold, int((~good).sum()), n_frames)
     elapsed = time.perf_counter() - started
     log.info("%s%d frames, label by %s, %d chunks, %.1f frames/s",
              prefix, n_frames, method, n_frames // settings.chunk_length, n_frames / max(elapsed, 1e-9))
@@ -191,34 +292,74 @@ def preprocess_session(
         "n_detections": tracker.n_detections,
         "label_path": session.label_path,
         "video_path": session.video_path,
+        "n_detection_misses": tracker.n_misses,
+        "has_label_quality": quality is not None,
     }
 
 
-def _init_worker() -> None:
-    """One OpenCV thread per worker process: the pool already uses every core."""
+#: Set in each worker process by :func:`_init_worker`: the pool's "another session failed" event.
+_STOP_EVENT: Any = None
+
+
+def _init_worker(stop_event: Any) -> None:
+    """One OpenCV thread per worker process (the pool already uses every core); keep the stop event."""
+    global _STOP_EVENT
     cv2.setNumThreads(1)
+    _STOP_EVENT = stop_event
+
+
+def _preprocess_in_worker(
+    reader: DatasetReader, session: Session, settings: PreprocessSettings, writer_dir: Path
+) -> dict[str, Any]:
+    return preprocess_session(reader, session, settings, writer_dir, should_stop=_STOP_EVENT.is_set)
+
+
+def _log_other_failures(futures: dict[Future, Session], first: BaseException) -> None:
+    """Log the sessions that failed besides the one re-raised (the run stops at the first)."""
+    for future, session in futures.items():
+        if not future.done() or future.cancelled():
+            continue
+        err = future.exception()
+        if err is None or err is first or isinstance(err, (Stopped, CancelledError, BrokenProcessPool)):
+            continue
+        log.error("%s session %s also failed: %s", session.dataset, session.session, err)
 
 
 def _run_parallel(
     reader: DatasetReader, sessions: Sequence[Session], settings: PreprocessSettings, tmp: Path, workers: int
 ) -> dict[str, dict[str, Any]]:
-    """Process sessions in a pool; the first failure cancels the queued rest and is re-raised.
+    """Process sessions in a pool; the first failure stops the job and is re-raised.
 
-    Sessions already running finish first (a worker cannot be stopped safely
-    mid-write), then the error propagates with the session named. Workers are
-    spawned, not forked: a fork after OpenCV has started its thread pool can hang.
+    On a failure the queued sessions are cancelled and the running ones stop at
+    their next check of a shared event (within a few dozen frames), so the error
+    comes back without waiting for long videos; the caller then drops the whole
+    temporary store, so half-written files do not matter. A worker that dies
+    (killed for memory, a crash in native code) breaks the pool, and the error
+    names the sessions that had not finished. Workers are spawned, not forked:
+    a fork after OpenCV has started its thread pool can hang.
     """
     rows: dict[str, dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-        futures = {pool.submit(preprocess_session, reader, s, settings, tmp): s for s in sessions}
+    stop = context.Event()
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(stop,)
+    ) as pool:
+        futures = {pool.submit(_preprocess_in_worker, reader, s, settings, tmp): s for s in sessions}
         try:
             with tqdm(total=len(sessions), desc=f"preprocess {reader.name}", unit="session", disable=None) as bar:
                 for future in as_completed(futures):
                     rows[futures[future].session] = future.result()
                     bar.update()
-        except BaseException:
+        except BaseException as err:
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            _log_other_failures(futures, err)
+            if isinstance(err, BrokenProcessPool):
+                unfinished = [s.session for f, s in futures.items() if s.session not in rows]
+                err.add_note(
+                    f"a {reader.name} worker process died (killed for memory, or a crash in native code) while "
+                    f"preprocessing one of the sessions {', '.join(unfinished)}"
+                )
             raise
     return rows
 
@@ -243,6 +384,7 @@ def preprocess_dataset(
     names = [s.session for s in sessions]
     if len(set(names)) != len(names):
         raise DataError(f"{reader.name}: duplicate session names in {names}")
+    make_detector(settings)  # a missing or broken model is a config error, before any work
     started = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         if workers > 1 and len(sessions) > 1:
@@ -270,4 +412,8 @@ def preprocess_dataset(
             log.warning(
                 "%s: face fallback (%s) used in sessions %s", reader.name, settings.no_face, ", ".join(fallbacks)
             )
+        masked = store.sessions.set_index("session")["n_masked_chunks"]
+        if masked.any():
+            log.warning("%s: %d of %d chunks have frames with a bad label (label_quality < 1) in sessions %s",
+                        reader.name, int(masked.sum()), len(store.index), ", ".join(masked[masked > 0].index))
     return out_dir

@@ -9,10 +9,17 @@ Layout of ``<store>/``::
     labels/<s>.npy       (T,) float32 label aligned to the frames
     boxes/<s>.npy        (T, 4) int32 crop box (x, y, w, h) in the source frame
     rgb/<s>.npy          (T, 3) float32 spatial mean RGB of the crop (unsupervised methods)
+    label_mask/<s>.npy   (T,) bool, True where the label is good (format 2; all True when the
+                         dataset grades no label quality)
 
 Crops are stored as uint8, not float: normalisation (Standardized,
 DiffNormalized) is cheap and applied when loading, while storing it as float64,
 as the rPPG-Toolbox does, costs 8× in disk and I/O.
+
+Format 2 added ``label_mask``, the index column ``label_quality`` (fraction of
+good-label frames in the chunk) and the session columns after ``video_path``.
+Format 1 stores still open: their masks read as all good and the new columns
+get those defaults, so readers of the tables see one shape.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -31,19 +39,29 @@ from lqrppg.errors import DataError
 
 log = logging.getLogger(__name__)
 
-STORE_FORMAT_VERSION = 1
+STORE_FORMAT_VERSION = 2
+#: Formats this code opens; older ones get the newer columns and arrays filled with defaults.
+READABLE_FORMATS = (1, 2)
 SESSION_COLUMNS = [
     "session", "subject", "task", "n_frames", "fps", "alignment",
     "face_fallback", "n_detections", "label_path", "video_path",
+    "n_detection_misses", "has_label_quality", "n_masked_frames", "n_masked_chunks",
 ]  # fmt: skip
-INDEX_COLUMNS = ["session", "subject", "chunk", "start", "stop", "fps"]
-#: Per-session arrays: folder name -> (dtype, shape of one frame's entry, or None for the label).
+#: Defaults of the session columns that a writer (or a format-1 store) may leave out.
+SESSION_DEFAULTS: dict[str, Any] = {
+    "n_detection_misses": 0, "has_label_quality": False, "n_masked_frames": 0, "n_masked_chunks": 0,
+}  # fmt: skip
+INDEX_COLUMNS = ["session", "subject", "chunk", "start", "stop", "fps", "label_quality"]
+#: Per-session arrays: folder name -> (dtype, shape of one frame's entry, or None for the crops).
 ARRAYS: dict[str, tuple[str, tuple[int, ...] | None]] = {
     "frames": ("uint8", None),
     "labels": ("float32", ()),
     "boxes": ("int32", (4,)),
     "rgb": ("float32", (3,)),
+    "label_mask": ("bool", ()),
 }
+#: Arrays that format-1 stores lack.
+_ADDED_IN_FORMAT_2 = ("label_mask",)
 _REQUIRED_FILES = ("store.json", "sessions.parquet", "index.parquet")
 
 #: Bytes reserved for the .npy magic and header of a streamed array. 128 holds the
@@ -107,9 +125,10 @@ def _check_session_name(session: str) -> None:
 class SessionWriter:
     """Streams one session's crops, boxes and mean RGB into a store folder.
 
-    Use as a context manager: ``append`` per frame, then ``finish(label)`` once
-    the label has been aligned to :attr:`n_frames`. On an exception the files are
-    closed and left for the caller's temporary directory to remove.
+    Use as a context manager: ``append`` per frame, then ``finish(label, good)``
+    once the label (and its good-frame mask) has been aligned to :attr:`n_frames`.
+    On an exception the files are closed and left for the caller's temporary
+    directory to remove.
     """
 
     def __init__(self, store_dir: Path, session: str, size: int) -> None:
@@ -133,13 +152,17 @@ class SessionWriter:
         self._boxes.append(np.asarray(box))
         self._rgb.append(mean_rgb)
 
-    def finish(self, label: np.ndarray) -> None:
-        """Write the final headers and the aligned label (one value per frame)."""
+    def finish(self, label: np.ndarray, good: np.ndarray | None = None) -> None:
+        """Write the final headers, the aligned label and its good-frame mask (None: all good)."""
         label = np.asarray(label, dtype=np.float32)
         if label.shape != (self.n_frames,):
             raise ValueError(f"session {self.session}: label of shape {label.shape} for {self.n_frames} frames")
+        good = np.ones(self.n_frames, dtype=bool) if good is None else np.asarray(good, dtype=bool)
+        if good.shape != (self.n_frames,):
+            raise ValueError(f"session {self.session}: label mask of shape {good.shape} for {self.n_frames} frames")
         self.close()
         np.save(self.store_dir / "labels" / f"{self.session}.npy", label)
+        np.save(self.store_dir / "label_mask" / f"{self.session}.npy", good)
 
     def close(self) -> None:
         for stream in (self._frames, self._boxes, self._rgb):
@@ -154,20 +177,37 @@ class SessionWriter:
         self.close()
 
 
-def chunk_index(sessions: pd.DataFrame, chunk_length: int) -> pd.DataFrame:
-    """Non-overlapping chunks of ``chunk_length`` frames; each session's remainder is dropped."""
+def chunk_index(
+    sessions: pd.DataFrame, chunk_length: int, good: Mapping[str, np.ndarray] | None = None
+) -> pd.DataFrame:
+    """Non-overlapping chunks of ``chunk_length`` frames; each session's remainder is dropped.
+
+    ``label_quality`` is the fraction of the chunk's frames whose label is good
+    according to the session's mask in ``good`` (1.0 for a session without one).
+    Chunks stay contiguous in time: a loader drops or down-weights whole chunks
+    by this column rather than cutting frames out, which would splice the pulse.
+    """
     rows = []
+    good = good or {}
     for s in sessions.itertuples(index=False):
         n_chunks = int(s.n_frames) // chunk_length
         if n_chunks == 0:
             log.warning("session %s: %d frames is shorter than one chunk (%d); it yields no chunk",
                         s.session, s.n_frames, chunk_length)
+        mask = good.get(s.session)
+        if mask is None:
+            quality = np.ones(n_chunks)
+        else:
+            quality = np.asarray(mask[: n_chunks * chunk_length], dtype=np.float64).reshape(n_chunks, chunk_length)
+            quality = quality.mean(axis=1)
         rows += [
-            (s.session, s.subject, k, k * chunk_length, (k + 1) * chunk_length, float(s.fps))
+            (s.session, s.subject, k, k * chunk_length, (k + 1) * chunk_length, float(s.fps), float(quality[k]))
             for k in range(n_chunks)
         ]
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    return index.astype({"chunk": "int64", "start": "int64", "stop": "int64", "fps": "float64"})
+    return index.astype(
+        {"chunk": "int64", "start": "int64", "stop": "int64", "fps": "float64", "label_quality": "float64"}
+    )
 
 
 def write_store_tables(
@@ -180,11 +220,28 @@ def write_store_tables(
     chunk_length: int,
     sessions: list[dict[str, Any]],
 ) -> None:
-    """Write sessions.parquet, index.parquet and store.json for finished session arrays."""
+    """Write sessions.parquet, index.parquet and store.json for finished session arrays.
+
+    The label masks are read back from ``label_mask/`` to fill the index's
+    ``label_quality`` and the sessions' masked frame and chunk counts; a chunk is
+    masked when any of its frames has a bad label. Session columns of
+    :data:`SESSION_DEFAULTS` that a row leaves out get their defaults.
+    """
     store_dir = Path(store_dir)
-    table = pd.DataFrame(sessions, columns=SESSION_COLUMNS)
+    rows = [{**SESSION_DEFAULTS, **row} for row in sessions]
+    good: dict[str, np.ndarray] = {}
+    for row in rows:
+        path = store_dir / "label_mask" / f"{row['session']}.npy"
+        mask = np.load(path) if path.is_file() else np.ones(int(row["n_frames"]), dtype=bool)
+        good[row["session"]] = mask
+        row["n_masked_frames"] = int((~mask).sum())
+    index = chunk_index(pd.DataFrame(rows, columns=SESSION_COLUMNS), chunk_length, good)
+    masked = index.loc[index["label_quality"] < 1.0, "session"].value_counts()
+    for row in rows:
+        row["n_masked_chunks"] = int(masked.get(row["session"], 0))
+    table = pd.DataFrame(rows, columns=SESSION_COLUMNS)
     table.to_parquet(store_dir / "sessions.parquet", index=False)
-    chunk_index(table, chunk_length).to_parquet(store_dir / "index.parquet", index=False)
+    index.to_parquet(store_dir / "index.parquet", index=False)
     meta = {
         "format_version": STORE_FORMAT_VERSION,
         "prep_id": prep_id,
@@ -192,6 +249,8 @@ def write_store_tables(
         "dtype": "uint8",
         "dataset": dataset,
         "fps": float(fps),
+        # Sessions with chunks whose label is partly bad, and how many: the loader leaves those out.
+        "masked_chunks": {str(name): int(n) for name, n in masked.items()},
     }
     (store_dir / "store.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -213,13 +272,19 @@ class ChunkStore:
         except json.JSONDecodeError as err:
             raise DataError(f"{self.path / 'store.json'}: malformed JSON ({err})") from err
         version = self._meta.get("format_version")
-        if version != STORE_FORMAT_VERSION:
+        if version not in READABLE_FORMATS:
             raise DataError(
-                f"{self.path}: store format {version}, this lqrppg reads format {STORE_FORMAT_VERSION}; "
-                "re-run preprocessing"
+                f"{self.path}: store format {version}, this lqrppg reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}; re-run preprocessing"
             )
+        self.format_version = int(version)
         self._sessions = pd.read_parquet(self.path / "sessions.parquet")
+        for column, default in SESSION_DEFAULTS.items():
+            if column not in self._sessions:
+                self._sessions[column] = default
         self._index = pd.read_parquet(self.path / "index.parquet")
+        if "label_quality" not in self._index:
+            self._index["label_quality"] = 1.0
         self._chunks = {
             (row.session, int(row.chunk)): (int(row.start), int(row.stop)) for row in self._index.itertuples()
         }
@@ -234,6 +299,8 @@ class ChunkStore:
         size = int(self.settings.get("size", 0))
         for session, n in zip(self._sessions["session"], self._sessions["n_frames"], strict=True):
             for kind, (dtype, item_shape) in ARRAYS.items():
+                if self.format_version < 2 and kind in _ADDED_IN_FORMAT_2:
+                    continue
                 path = self._array_path(kind, session)
                 if not path.is_file():
                     missing.append(str(path.relative_to(self.path)))
@@ -295,6 +362,12 @@ class ChunkStore:
     def mean_rgb(self, session: str) -> np.ndarray:
         """(T, 3) float32 spatial mean RGB of each crop."""
         return self._load("rgb", session, mmap=False)
+
+    def label_mask(self, session: str) -> np.ndarray:
+        """(T,) bool, True where the label is good (all True for a format-1 store)."""
+        if self.format_version < 2:
+            return np.ones(len(self._load("labels", session, mmap=True)), dtype=bool)
+        return self._load("label_mask", session, mmap=False)
 
     def chunk(self, session: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames (memory-mapped) and label of chunk ``k`` of ``session``."""
