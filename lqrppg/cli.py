@@ -67,6 +67,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
     # Each dataset gets its own seed stream, stable under adding or removing other datasets.
     seed = _derived_seed(cfg.seed, args.dataset)
     synthesize_dataset(cfg.synthetic[args.dataset], ds.root, ds.truth, seed=seed)
+    if args.stamp:
+        from lqrppg.io import write_text
+
+        spec = {"seed": cfg.seed, "dataset": args.dataset, "spec": cfg.synthetic[args.dataset].model_dump(mode="json")}
+        write_text(Path(args.stamp), json.dumps(spec, sort_keys=True) + "\n")
 
 
 def _derived_seed(seed: int, name: str) -> int:
@@ -376,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("synth", cmd_synth, "generate a synthetic dataset in a real dataset's layout (+ true pulse)")
     p.add_argument("--dataset", required=True, help="name under 'synthetic' in the config")
+    p.add_argument("--stamp", help="also write the spec used here once the dataset is complete (a workflow stamp)")
 
     p = add("acquire", cmd_acquire,
             "download (if configured), verify a dataset folder and write its manifest (files, sizes, hashes)")

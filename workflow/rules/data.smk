@@ -24,8 +24,7 @@ rule synthesize:
     log:
         f"{RESULTS}/logs/synthesize/{{dataset}}.log",
     shell:
-        "lqrppg synth {CONFIG_ARGS} --dataset {wildcards.dataset} 2> {log}"
-        " && printf '%s\\n' {params.spec:q} > {output.stamp}"
+        "lqrppg synth {CONFIG_ARGS} --dataset {wildcards.dataset} --stamp {output.stamp} 2> {log}"
 
 
 def acquire_input(wildcards):
