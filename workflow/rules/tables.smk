@@ -28,6 +28,7 @@ rule table_unsupervised:
     output:
         md=f"{RESULTS}/tables/unsupervised.md",
         csv=f"{RESULTS}/tables/unsupervised.csv",
+    priority: 10
     log:
         f"{RESULTS}/logs/tables/unsupervised.log",
     shell:

@@ -10,6 +10,8 @@ rule unsupervised:
         per_video=f"{RESULTS}/metrics/unsupervised/{{method}}/{{dataset}}.per_video.parquet",
     params:
         evaluation=CFG.evaluation.model_dump_json(),
+    # Minutes, against the hours of training that follow: the unsupervised table comes first.
+    priority: 10
     log:
         f"{RESULTS}/logs/unsupervised/{{method}}/{{dataset}}.log",
     shell:
