@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lqrppg.datasets import register_dataset
-from lqrppg.datasets.base import DatasetReader, LabelSeries, Session, check_label_values
+from lqrppg.datasets._video import VideoFileReader
+from lqrppg.datasets.base import LabelSeries, Session, check_label_values
 from lqrppg.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -25,12 +24,10 @@ log = logging.getLogger(__name__)
 VIDEO_NAME = "vid.avi"
 LABEL_NAME = "ground_truth.txt"
 _SUBJECT_DIR = re.compile(r"^subject\d+$")
-#: Relative difference between container and configured fps worth a warning.
-_FPS_TOLERANCE = 0.01
 
 
 @register_dataset("ubfc-rppg")
-class UbfcRppgReader(DatasetReader):
+class UbfcRppgReader(VideoFileReader):
     """Reader for UBFC-rPPG DATASET_2 (42 subjects, one uncompressed AVI each)."""
 
     default_fps = 30.0
@@ -42,6 +39,7 @@ class UbfcRppgReader(DatasetReader):
         "(research use; cite Bobbia et al., Pattern Recognition Letters 2017).\n"
         "Expected layout (DATASET_2): <root>/subjectN/vid.avi and <root>/subjectN/ground_truth.txt."
     )
+    truncation_hint = "the file is truncated or damaged (a known defect of UBFC-rPPG subject33): re-download it"
     known_issues = {
         "subject33": "a damaged vid.avi download is common: OpenCV decodes too few frames "
         "('Invalid buffer size'); re-download it (rPPG-Toolbox issue #133)",
@@ -58,51 +56,6 @@ class UbfcRppgReader(DatasetReader):
         if missing:
             raise DataError(f"{self.name}: missing file(s): {', '.join(sorted(missing))}")
         return sessions
-
-    def session_files(self, s: Session) -> list[Path]:
-        return [Path(s.video_path), Path(s.label_path)]
-
-    def frame_count(self, s: Session) -> int | None:
-        cap = cv2.VideoCapture(s.video_path)
-        try:
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-        finally:
-            cap.release()
-        return count if count > 0 else None
-
-    def iter_frames(self, s: Session) -> Iterator[np.ndarray]:
-        """Decode ``vid.avi`` frame by frame (BGR to RGB).
-
-        The length check runs after the last frame, so a consumer that streams
-        frames to disk gets the error before it commits anything.
-        """
-        path = s.video_path
-        if not Path(path).is_file():
-            raise DataError(f"{path}: video file is missing")
-        cap = cv2.VideoCapture(path)
-        try:
-            if not cap.isOpened():
-                raise DataError(f"{path}: OpenCV cannot open the video (unreadable or not a video)")
-            expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            container_fps = cap.get(cv2.CAP_PROP_FPS)
-            if container_fps > 0 and abs(container_fps - self.fps) > _FPS_TOLERANCE * self.fps:
-                log.warning("%s: container says %.3f fps but %g fps is configured", path, container_fps, self.fps)
-            decoded = 0
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                decoded += 1
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        finally:
-            cap.release()
-        if decoded == 0:
-            raise DataError(f"{path}: the video yields no frames (unreadable or empty)")
-        if expected > 0 and decoded < expected:
-            raise DataError(
-                f"{path}: decoded only {decoded} of the {expected} frames the container declares; "
-                "the file is truncated or damaged (a known defect of UBFC-rPPG subject33): re-download it"
-            )
 
     def read_label(self, s: Session) -> LabelSeries:
         path = Path(s.label_path)
