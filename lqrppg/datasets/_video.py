@@ -69,22 +69,23 @@ class VideoFileReader(DatasetReader):
     def session_files(self, s: Session) -> list[Path]:
         return [Path(s.video_path), Path(s.label_path)]
 
-    def frame_count(self, s: Session) -> int | None:
+    def _probe(self, s: Session) -> tuple[int, float]:
+        """Frame count and frame rate the container declares (0 where it declares none)."""
         cap = cv2.VideoCapture(s.video_path)
         try:
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            if not cap.isOpened():
+                return 0, 0.0
+            # Some containers report -1 for an unknown count.
+            return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0), max(float(cap.get(cv2.CAP_PROP_FPS)), 0.0)
         finally:
             cap.release()
-        return count if count > 0 else None
+
+    def frame_count(self, s: Session) -> int | None:
+        return self._probe(s)[0] or None
 
     def container_fps(self, s: Session) -> float | None:
         """The frame rate the container declares; None when it declares none."""
-        cap = cv2.VideoCapture(s.video_path)
-        try:
-            fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
-        finally:
-            cap.release()
-        return fps if fps > 0 else None
+        return self._probe(s)[1] or None
 
     def iter_frames(self, s: Session) -> Iterator[np.ndarray]:
         """Decode the video frame by frame (BGR to RGB).

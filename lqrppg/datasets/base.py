@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,6 +132,29 @@ class DatasetReader(ABC):
         if not sessions:
             raise DataError(f"{self.name}: no session found under {self.root}.\n{self.access}")
         return sorted(sessions, key=lambda s: natural_key(s.session))
+
+    def _recording_folders(
+        self, pattern: re.Pattern[str], files: Callable[[Path], tuple[Path, Path]]
+    ) -> list[Session]:
+        """One session per folder of the root whose name matches ``pattern`` (groups: subject, task).
+
+        ``files(folder)`` gives the session's frame folder and label file; every missing one is
+        named in a single DataError.
+        """
+        sessions, missing = [], []
+        for folder in self.root.iterdir():
+            match = pattern.match(folder.name)
+            if not (folder.is_dir() and match):
+                continue
+            frames, label = files(folder)
+            if not frames.is_dir():
+                missing.append(f"{frames}/")
+            if not label.is_file():
+                missing.append(str(label))
+            sessions.append(self._session(folder.name, match[1], match[2], frames, label))
+        if missing:
+            raise DataError(f"{self.name}: missing file(s): {', '.join(sorted(missing))}")
+        return sessions
 
     def _session(self, session: str, subject: str, task: str, video: Path, label: Path) -> Session:
         """Build a Session of this dataset at the configured frame rate."""

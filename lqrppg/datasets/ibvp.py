@@ -86,20 +86,7 @@ class IbvpReader(DatasetReader):
     options: IbvpOptions
 
     def _find_sessions(self) -> list[Session]:
-        sessions, missing = [], []
-        for folder in self.root.iterdir():
-            match = _RECORDING_DIR.match(folder.name)
-            if not (folder.is_dir() and match):
-                continue
-            frames, label = folder / f"{folder.name}_rgb", folder / f"{folder.name}_bvp.csv"
-            if not frames.is_dir():
-                missing.append(f"{frames}/")
-            if not label.is_file():
-                missing.append(str(label))
-            sessions.append(self._session(folder.name, match[1], match[2], frames, label))
-        if missing:
-            raise DataError(f"{self.name}: missing file(s): {', '.join(sorted(missing))}")
-        return sessions
+        return self._recording_folders(_RECORDING_DIR, lambda folder: (folder / f"{folder.name}_rgb", folder / f"{folder.name}_bvp.csv"))
 
     def _frame_files(self, s: Session) -> list[Path]:
         """The BMPs in frame-number order; DataError on a gap or a repeated number."""

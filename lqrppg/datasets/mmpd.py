@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.io
 from pydantic import Field, model_validator
 
 from lqrppg.datasets import register_dataset
@@ -116,6 +115,9 @@ def _as_text(value: Any) -> str:
 
 
 def _loadmat(path: Path, names: list[str]) -> dict[str, Any]:
+    # Imported here: scipy.io costs ~0.3 s, and the registry imports every reader for every command.
+    import scipy.io
+
     try:
         return scipy.io.loadmat(str(path), variable_names=names)
     except Exception as err:
