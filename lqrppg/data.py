@@ -9,6 +9,8 @@ copy of a video:
     diff_normalized  d[t] = (x[t+1] − x[t]) / (x[t+1] + x[t] + 1e-7) / std(d over the video),
                      a zero frame appended at the end of the video, NaN → 0; d is computed per
                      chunk from frames [start, stop] (one frame past the chunk), the std once
+    diff_and_standardized  both, stacked as 6 channels (DiffNormalized first): the two-branch
+                     input of DeepPhys and TS-CAN (motion branch, appearance branch)
 
 Labels: the per-video z-score (toolbox ``Standardized``), then for diff-normalised models the
 toolbox ``DiffNormalized`` of it (scale-invariant, so identical to diff-normalising the raw label).
@@ -35,7 +37,7 @@ from torch.utils.data import Dataset
 
 from lqrppg.errors import ConfigError, DataError
 from lqrppg.lq.pseudo_labels import check_against_store, read_pseudo_labels
-from lqrppg.models import INPUT_NORMS
+from lqrppg.models import INPUT_NORMS, LABEL_NORMS
 from lqrppg.preprocess.store import ChunkStore
 from lqrppg.signal.chain import ChainSettings, estimate_hr, process_signal
 
@@ -199,7 +201,7 @@ def chunk_length_of(store: ChunkStore) -> int:
 class ChunkDataset(Dataset):
     """One item per indexed chunk of ``sessions``, in (session order, chunk order).
 
-    Item: ``frames`` float32 (3, T, H, W), ``label`` float32 (T,), ``session`` str, ``chunk``
+    Item: ``frames`` float32 (C, T, H, W) (C = 6 for diff_and_standardized, else 3), ``label`` float32 (T,), ``session`` str, ``chunk``
     int, and for ``targets="quantized"`` ``q`` float32 (5, T) and ``k`` int64 (5, T).
     """
 
@@ -219,9 +221,10 @@ class ChunkDataset(Dataset):
         self.store = store if isinstance(store, ChunkStore) else ChunkStore(store)
         if input_norm not in INPUT_NORMS:
             raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
-        label_norm = label_norm or input_norm
-        if label_norm not in INPUT_NORMS:
-            raise ConfigError(f"label_norm must be one of {INPUT_NORMS}, got {label_norm!r}")
+        # Default: the label normalised like the frames (the two-branch input's motion branch).
+        label_norm = label_norm or (input_norm if input_norm in LABEL_NORMS else "diff_normalized")
+        if label_norm not in LABEL_NORMS:
+            raise ConfigError(f"label_norm must be one of {LABEL_NORMS}, got {label_norm!r}")
         if targets not in ("continuous", "quantized"):
             raise ConfigError(f"targets must be 'continuous' or 'quantized', got {targets!r}")
         self.input_norm, self.label_norm, self.targets = input_norm, label_norm, targets
@@ -242,15 +245,16 @@ class ChunkDataset(Dataset):
 
         # Per-video quantities, computed once: the normalisation constant of the frames and
         # the normalised label (labels are small; frames stay memory-mapped).
-        self._frame_stats: dict[str, tuple[float, float]] = {}
+        self._frame_stats: dict[str, tuple[float, float]] = {}  # (mean, std) of the frames
+        self._diff_std: dict[str, float] = {}  # std of the frame differences
         self._labels: dict[str, np.ndarray] = {}
         self._hr: dict[int, float] = {}
         for session in sessions:
             frames = self.store.frames(session)
-            if input_norm == "standardized":
+            if input_norm != "diff_normalized":
                 self._frame_stats[session] = _video_stats(frames)
-            else:
-                self._frame_stats[session] = (0.0, _diff_std(frames))
+            if input_norm != "standardized":
+                self._diff_std[session] = _diff_std(frames)
             label = standardize_label(self.store.label(session))
             self._labels[session] = diff_normalize_label(label) if label_norm == "diff_normalized" else label
 
@@ -300,16 +304,20 @@ class ChunkDataset(Dataset):
         return None if self._q is None else (self._q, self._k)
 
     def _frames(self, session: str, start: int, stop: int) -> np.ndarray:
+        """(T, H, W, C) float32 chunk in the dataset's input normalisation (C = 3, or 6)."""
         video = self.store.frames(session)
-        mean, std = self._frame_stats[session]
-        if self.input_norm == "standardized":
+        parts = []
+        if self.input_norm != "standardized":
+            # One frame past the chunk gives its last difference; the video's last frame has none
+            # (the toolbox appends a zero frame there).
+            parts.append(diff_normalize(video[start : stop + 1], self._diff_std[session], pad_end=stop >= len(video)))
+        if self.input_norm != "diff_normalized":
+            mean, std = self._frame_stats[session]
             with np.errstate(divide="ignore", invalid="ignore"):
                 x = (np.asarray(video[start:stop], dtype=np.float32) - np.float32(mean)) / np.float32(std)
             x[np.isnan(x)] = 0.0
-            return x
-        # One frame past the chunk gives its last difference; the video's last frame has none
-        # (the toolbox appends a zero frame there).
-        return diff_normalize(video[start : stop + 1], std, pad_end=stop >= len(video))
+            parts.append(x)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     def _clip_hr(self, i: int, label: np.ndarray) -> float:
         if i not in self._hr:

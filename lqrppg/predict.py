@@ -150,10 +150,11 @@ def predict_store(
         raise DataError(f"{store.path}: no session with a chunk to predict")
     _check_model_fits_store(checkpoint["model_config"], store, sessions)
     device = resolve_device(device)
-    dataset = ChunkDataset(store, sessions, model.input_norm, targets="continuous")
+    dataset = ChunkDataset(store, sessions, model.input_norm, targets="continuous", label_norm=model.label_norm)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     preds, _ = predict_chunks(model.to(device), loader, device)
-    diff_domain = model.input_norm == "diff_normalized"
+    # A model trained on the differenced label predicts differences: integrate them back.
+    diff_domain = model.label_norm == "diff_normalized"
     df = assemble_predictions(store, preds, diff_domain)
     provenance = {
         "model_name": checkpoint.get("model_name"),

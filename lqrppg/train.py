@@ -2,7 +2,7 @@
 
     model   registry class at the store's (chunk_length, size, size); LQC2F gets frozen codebooks
     data    ChunkDataset (normalised at load time), seeded shuffling, num_workers=0
-    loss    objectives[model.label_type]: C2F loss on pseudo labels, or negative Pearson
+    loss    objectives[model.loss]: C2F loss on pseudo labels, negative Pearson, MSE, or a model's own
     optim   AdamW + OneCycleLR(max_lr = lr) stepped every batch
     select  after every epoch, whole-video HR MAE on the VALIDATION sessions (ties: val loss);
             the test set is never touched here
@@ -38,7 +38,7 @@ from lqrppg.evaluation import per_video_table
 from lqrppg.io import atomic_path, sha256_file, write_text
 from lqrppg.lq.fit import load_codebooks
 from lqrppg.models import count_parameters, get_model
-from lqrppg.objectives import get_objective
+from lqrppg.objectives import get_objective, loss_name
 from lqrppg.predict import assemble_predictions, predict_chunks, predictions_to_signals, resolve_device
 from lqrppg.preprocess.store import ChunkStore
 from lqrppg.signal.chain import ChainSettings
@@ -114,11 +114,12 @@ def train(
                 tic = time.perf_counter()
                 job.train_set.set_epoch(epoch)
                 lr = optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
+                progress = (epoch - 1) / settings.epochs  # for curriculum losses (PhysFormer)
                 model.train()
                 sums: dict[str, float] = {}
                 for batch in tqdm(loader, desc=f"epoch {epoch}/{settings.epochs}", leave=False, disable=None):
                     batch = {k: v.to(job.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-                    loss, parts = job.objective(model(batch["frames"]), batch, job.fs)
+                    loss, parts = job.objective(model(batch["frames"]), batch, job.fs, progress=progress)
                     if not torch.isfinite(loss):
                         raise RuntimeError(f"non-finite training loss at epoch {epoch}: {parts}")
                     optimizer.zero_grad(set_to_none=True)
@@ -193,7 +194,7 @@ class _Job:
             raise ConfigError(f"model {model_name!r} cannot take the chunks of {store.path}: {err}") from None
         self.device = resolve_device(settings.device)  # CUDA only when asked for or 'auto' finds one
         self.fs = store.fps
-        self.objective = get_objective(cls.label_type)
+        self.objective = get_objective(loss_name(cls))
 
         torch.manual_seed(self.seed)  # model init, then the loader's own generator: same numbers per seed
         self.model = cls(**self.config)
@@ -250,7 +251,7 @@ class _Job:
     def validate(self) -> dict[str, float]:
         """Val loss and whole-video HR MAE: chunks predicted, concatenated per video, through the chain."""
         preds, loss = predict_chunks(self.model, self.val_loader, self.device, self.val_objective, self.fs)
-        diff = self.model.input_norm == "diff_normalized"
+        diff = self.model.label_norm == "diff_normalized"
         signals = predictions_to_signals(assemble_predictions(self.store, preds, diff_domain=diff))
         table = per_video_table({s: (p, {"label": y}) for s, (p, y) in signals.items()}, self.fs, self.chain)
         mae = float(np.mean(np.abs(table["hr_pred"] - table["hr_label"]))) if len(table) else math.nan

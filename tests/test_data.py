@@ -133,6 +133,19 @@ def test_diff_normalized_frames_match_the_toolbox_per_chunk(store):
     assert ds[2]["frames"][:, -1].abs().sum() > 0
 
 
+def test_two_branch_input_stacks_diff_normalized_then_standardized_channels(store):
+    both = ChunkDataset(store, ["s1", "s2"], "diff_and_standardized")
+    diff = ChunkDataset(store, ["s1", "s2"], "diff_normalized")
+    std = ChunkDataset(store, ["s1", "s2"], "standardized")
+    assert both.label_norm == "diff_normalized"  # DeepPhys / TS-CAN regress the differenced label
+    for i in range(len(both)):
+        frames = both[i]["frames"]
+        assert frames.shape == (6, CHUNK, SIZE, SIZE)
+        torch.testing.assert_close(frames[:3], diff[i]["frames"])
+        torch.testing.assert_close(frames[3:], std[i]["frames"])
+        torch.testing.assert_close(both[i]["label"], diff[i]["label"])
+
+
 def test_labels_are_standardized_per_video_or_diff_normalized(store):
     raw = store.label("s1").astype(np.float64)
     z = (raw - raw.mean()) / raw.std()

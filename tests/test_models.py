@@ -216,8 +216,8 @@ def test_registry_names_and_contracts() -> None:
 
 
 def test_unknown_model_is_a_config_error_listing_known_models() -> None:
-    with pytest.raises(ConfigError, match="unknown model 'physformer'.*lqrppg.*physnet"):
-        get_model("physformer")
+    with pytest.raises(ConfigError, match="unknown model 'nosuchnet'.*lqrppg.*physnet"):
+        get_model("nosuchnet")
 
 
 def test_registering_twice_or_without_a_contract_fails() -> None:

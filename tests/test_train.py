@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from lqrppg.errors import ConfigError, DataError
 from lqrppg.models.lqc2f import C2FOutput
-from lqrppg.objectives import c2f_loss, get_objective, prediction
+from lqrppg.models import get_model
+from lqrppg.objectives import c2f_loss, get_objective, loss_name, prediction
 from lqrppg.signal.chain import ChainSettings
 from lqrppg.train import CRITERION, TrainSettings, _Job, load_checkpoint, train
 from test_data import hand_codebooks, write_hand_pseudo_labels, write_tiny_store
@@ -94,13 +95,18 @@ def test_c2f_loss_is_lower_for_a_perfect_prediction_and_uses_the_code_indices():
 def test_continuous_objective_is_negative_pearson_and_prediction_unwraps_outputs():
     t = torch.linspace(0, 4, 64)
     label = torch.sin(2 * torch.pi * 1.2 * t).repeat(2, 1)
-    objective = get_objective("continuous")
+    objective = get_objective(loss_name(get_model("physnet")))
+    assert objective is get_objective("neg_pearson")
     assert float(objective(3 * label + 1, {"label": label}, 30.0)[0]) == pytest.approx(0, abs=1e-6)
     assert float(objective(-label, {"label": label}, 30.0)[0]) == pytest.approx(2, abs=1e-6)
-    assert get_objective("quantized") is c2f_loss
+    assert get_objective(loss_name(get_model("lqrppg"))) is c2f_loss
+    mse = get_objective("mse")
+    assert float(mse(label + 0.5, {"label": label}, 30.0)[0]) == pytest.approx(0.25, abs=1e-6)
+    # a model class without a loss attribute trains with its label_type's default
+    assert loss_name(type("M", (), {"label_type": "continuous"})) == "neg_pearson"
     out = C2FOutput(rppg=label, logits=[], recon=[])
     assert prediction(out) is label and prediction(label) is label
-    with pytest.raises(ConfigError, match="no objective for label_type 'regression'"):
+    with pytest.raises(ConfigError, match="no objective named 'regression'.*mse"):
         get_objective("regression")
 
 

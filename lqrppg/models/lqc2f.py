@@ -135,6 +135,7 @@ class LQC2F(nn.Module):
     input_norm = "standardized"  # frames z-scored over the whole video (method.md §3.1)
     label_norm = "standardized"
     label_type = "quantized"  # trained on the frozen LQ pseudo labels, never the raw PPG
+    published_input = (160, 128, 128)  # method.md §3.1 and §7
 
     @classmethod
     def check_input(cls, frames: int, height: int, width: int) -> None:

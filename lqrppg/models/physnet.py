@@ -50,6 +50,8 @@ class PhysNet(nn.Module):
     input_norm = "diff_normalized"  # the toolbox's standard PhysNet configs
     label_norm = "diff_normalized"
     label_type = "continuous"  # regresses the (normalised) contact PPG directly
+    loss = "neg_pearson"
+    published_input = (128, 128, 128)  # Yu et al. 2019: 128-frame clips of 128x128 faces
 
     @classmethod
     def check_input(cls, frames: int, height: int, width: int) -> None:
