@@ -109,12 +109,12 @@ def test_windowed_methods_reject_too_short_traces(method):
 
 
 def test_registry_lists_methods():
-    assert available_methods() == ["CHROM", "GREEN", "POS"]
+    assert available_methods() == ["CHROM", "GREEN", "ICA", "LGI", "OMIT", "PBV", "POS"]
 
 
 def test_unknown_method_raises_config_error_naming_it_and_the_known_ones():
-    with pytest.raises(ConfigError, match="'ICA'.*CHROM, GREEN, POS"):
-        get_method("ICA")
+    with pytest.raises(ConfigError, match="'NOSUCH'.*CHROM, GREEN, ICA, LGI, OMIT, PBV, POS"):
+        get_method("NOSUCH")
 
 
 def test_registration_rules(monkeypatch):
@@ -135,6 +135,6 @@ def test_methods_are_discovered_from_submodules_on_first_use(monkeypatch):
     """A fresh registry fills itself by importing every submodule; nothing lists them."""
     monkeypatch.setattr(unsupervised.METHODS, "_entries", {})
     monkeypatch.setattr(unsupervised.METHODS, "_discovered", False)
-    for name in ("green", "pos", "chrom"):
-        monkeypatch.delitem(sys.modules, f"lqrppg.unsupervised.{name}")
-    assert available_methods() == ["CHROM", "GREEN", "POS"]
+    for name in ("green", "pos", "chrom", "ica", "lgi", "pbv", "omit"):
+        monkeypatch.delitem(sys.modules, f"lqrppg.unsupervised.{name}", raising=False)
+    assert available_methods() == ["CHROM", "GREEN", "ICA", "LGI", "OMIT", "PBV", "POS"]
