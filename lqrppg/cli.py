@@ -154,8 +154,13 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
 def cmd_tables(args: argparse.Namespace) -> None:
     from lqrppg.tables import write_table
 
+    if args.kind == "cost":
+        from lqrppg.bench import write_cost_paper_tables
+
+        write_cost_paper_tables(Path(args.metrics[0]), Path(args.out_prefix))
+        return
     write_table(args.kind, [Path(p) for p in args.metrics], Path(args.out_prefix),
-                [Path(p) for p in args.unsupervised or []])
+                [Path(p) for p in args.unsupervised or []], groups=args.groups or ())
 
 
 def _torch_threads(requested: int | None) -> int | None:
@@ -222,7 +227,8 @@ def cmd_quantize_fit(args: argparse.Namespace) -> None:
         return y[keep >= cfg.training.min_label_quality]
 
     y_train, y_val = good_labels(split["train"]["sessions"]), good_labels(split["val"]["sessions"])
-    result = fit_quantizers(y_train, y_val, store.fps, cfg.lq, cfg.lq_selection_chain(), seed=cfg.seed)
+    settings = cfg.lq_settings(args.codebook) if args.codebook else cfg.lq
+    result = fit_quantizers(y_train, y_val, store.fps, settings, cfg.lq_selection_chain(), seed=cfg.seed)
     out = Path(args.out_dir)
     save_quantizers(result, out / "quantizers.pt")
     save_codebooks(result, out / "codebooks.json")
@@ -265,21 +271,23 @@ def cmd_train(args: argparse.Namespace) -> None:
     from lqrppg.train import train
 
     cfg = _load(args)
-    if args.model not in cfg.models:
-        raise ConfigError(f"model {args.model!r} is not configured under 'models'; configured: {sorted(cfg.models)}")
+    model = cfg.registry_model(args.model)  # the entry's registry model; ConfigError when not configured
     store = _store(cfg, args.dataset, args.store)
     split = read_split(Path(args.split))
     settings = cfg.train_settings(args.model, args.dataset, split["protocol"], split["fold"])
     if args.threads:
         settings = settings.model_copy(update={"threads": _torch_threads(args.threads)})
     run_name = f"{args.model}/{args.dataset}/{split['protocol']}/{split['fold']}"
-    tags = {"model": args.model, "train_dataset": args.dataset, "protocol": split["protocol"],
+    tags = {"model": args.model, "registry_model": model, "train_dataset": args.dataset, "protocol": split["protocol"],
             "fold": split["fold"], "prep_id": store.prep_id, "data_version": store.prep_id}
-    params = {"model": args.model, "training": settings.model_dump(mode="json"), "lq": cfg.lq.model_dump(mode="json"),
+    options = cfg.models[args.model].options
+    lq = cfg.lq_settings(cfg.codebook_kind(args.model))
+    params = {"model": args.model, "registry_model": model, "options": options,
+              "training": settings.model_dump(mode="json"), "lq": lq.model_dump(mode="json"),
               "preprocess": cfg.preprocess.model_dump(mode="json"), "split": split, "seed": cfg.seed}
     train(
-        args.model, store, split["train"]["sessions"], split["val"]["sessions"], settings, Path(args.out_dir),
-        seed=cfg.seed, chain=cfg.evaluation,
+        model, store, split["train"]["sessions"], split["val"]["sessions"], settings, Path(args.out_dir),
+        seed=cfg.seed, chain=cfg.evaluation, model_options=options,
         pseudo_labels=Path(args.pseudo_labels) if args.pseudo_labels else None,
         codebooks=Path(args.codebooks) if args.codebooks else None,
         tracking=_tracking(cfg, split["protocol"], run_name, tags, params),
@@ -421,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--store", help="chunk store (default: the config's path)")
     q.add_argument("--out-dir", required=True, help="folder for quantizers.pt, codebooks.json, fit.json")
     q.add_argument("--threads", type=int, help="torch CPU threads (clamped to the machine's cores)")
+    q.add_argument("--codebook", choices=["learned", "uniform", "kmeans"],
+                   help="codebook kind (default: the config's lq.codebook); uniform/kmeans are the ablations")
     q.set_defaults(handler=cmd_quantize_fit)
     q = q_sub.add_parser("apply", help="quantize the train/val labels into pseudo_labels.parquet (eval mode)")
     q.add_argument("--config", action="append", required=True, metavar="YAML")
@@ -459,8 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tables", help="build paper-style tables from metrics files",
                        description="build paper-style tables from metrics files")
-    p.add_argument("kind", choices=["unsupervised", "intra", "cross"])
-    p.add_argument("--metrics", nargs="+", required=True, help="metrics CSV files written by evaluation rules")
+    p.add_argument("kind", choices=["unsupervised", "intra", "cross", "ablation", "cost"])
+    p.add_argument("--metrics", nargs="+", required=True,
+                   help="metrics CSV files written by evaluation rules (cost: the CSV written by 'lqrppg bench')")
+    p.add_argument("--groups", nargs="*", help="ablation: the group of each metrics file, in the same order")
     p.add_argument("--unsupervised", nargs="*", help="unsupervised metrics CSVs to list beside trained models")
     p.add_argument("--out-prefix", required=True, help="output path without suffix (.md and .csv are written)")
     p.set_defaults(handler=cmd_tables)

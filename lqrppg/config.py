@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -83,6 +83,39 @@ class TrainOverrides(_Strict):
     augment: bool | None = Field(default=None, description="RhythmFormer-style augmentation for this model.")
 
 
+class ModelEntry(TrainOverrides):
+    """One supervised model to train: a registry model, its options and training overrides.
+
+    The entry's name (its key under ``models``) names the runs and result folders, so one
+    registry model can be trained in several configurations side by side (the ablations).
+    """
+
+    model: str | None = Field(default=None, description="Registry model name; default: the entry's own name.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Constructor options of the model (its Options class; unknown keys are errors), e.g. "
+        "LQ-rPPG's ablation switches {bits, hierarchical}.",
+    )
+    codebook: Literal["learned", "uniform", "kmeans"] | None = Field(
+        default=None,
+        description="Quantized-label models: the codebooks their pseudo labels come from (default: lq.codebook).",
+    )
+    main: bool = Field(
+        default=True,
+        description="Train this entry in the main intra/published/cross protocols; false: only where an "
+        "ablation group names it.",
+    )
+    input_size: int | None = Field(
+        default=None, ge=1,
+        description="The face size (H = W) this model must be trained at; validation fails when the store "
+        "it would read (preprocess.size) differs, instead of training it at another size.",
+    )
+
+
+#: ModelEntry fields that are not training settings.
+_ENTRY_ONLY = {"model", "options", "codebook", "input_size", "main"}
+
+
 class IntraProtocol(_Strict):
     datasets: list[str] = Field(default_factory=list, description="Datasets evaluated with subject-wise k-fold.")
     folds: int = Field(default=3, ge=2, description="k of the subject-wise k-fold.")
@@ -137,6 +170,15 @@ class ProtocolsConfig(_Strict):
     )
 
 
+class AblationGroup(_Strict):
+    """Model entries trained with subject-wise k-fold on each of some datasets, for one ablation table."""
+
+    name: str = Field(pattern=r"^[a-z0-9-]+$", description="Names the group in the ablation table.")
+    description: str = Field(default="", description="What the group varies (a sentence for the table).")
+    models: list[str] = Field(min_length=1, description="Entries under 'models' compared in this group.")
+    datasets: list[str] = Field(min_length=1, description="Datasets each entry is trained and tested on (k-fold).")
+
+
 class MlflowConfig(_Strict):
     tracking_uri: str = Field(
         default="sqlite:///results/mlflow.db",
@@ -161,10 +203,17 @@ class ProjectConfig(_Strict):
     unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
     lq: LQSettings = Field(default_factory=LQSettings)
     training: TrainSettings = Field(default_factory=TrainSettings)
-    models: dict[str, TrainOverrides] = Field(
-        default_factory=dict, description="Supervised models to train (registry names), with per-model overrides."
+    models: dict[str, ModelEntry] = Field(
+        default_factory=dict,
+        description="Supervised models to train, by entry name (a registry name, or any name with 'model' set), "
+        "with options and per-model training overrides.",
     )
     protocols: ProtocolsConfig = Field(default_factory=ProtocolsConfig)
+    ablations: list[AblationGroup] = Field(
+        default_factory=list,
+        description="Ablation groups (config/ablations.yaml). Entries named only here are trained only for "
+        "the ablations, not in the main intra/cross tables.",
+    )
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")
@@ -193,6 +242,15 @@ class ProjectConfig(_Strict):
             if any(t != same_model[0] for t in same_model):
                 raise ValueError(f"protocols.cross: pairs with source {pair.train!r} give different 'training' "
                                  "overrides; they share one model: give a 'variant' to train a second one")
+        for group in self.ablations:
+            unknown = sorted(set(group.datasets) - known)
+            if unknown:
+                raise ValueError(f"ablations.{group.name}.datasets names unknown datasets {unknown}")
+            unknown = sorted(set(group.models) - set(self.models))
+            if unknown:
+                raise ValueError(f"ablations.{group.name}.models names entries not under 'models': {unknown}")
+        if dupes := sorted({g.name for g in self.ablations if [h.name for h in self.ablations].count(g.name) > 1}):
+            raise ValueError(f"ablations: group names given twice: {dupes}")
         targets = [(p.train, t) for p in self.protocols.cross for t in p.test]
         if dupes := sorted({pair for pair in targets if targets.count(pair) > 1}):
             raise ValueError(f"protocols.cross: source -> target pairs given twice: {dupes}")
@@ -202,7 +260,8 @@ class ProjectConfig(_Strict):
                        fold: str | None = None) -> TrainSettings:
         """The shared training settings, then the model's overrides, then the protocol's for
         this dataset (a published split's, or the cross pair's whose source it is)."""
-        settings = self.training.model_copy(update=self.models[model].model_dump(exclude_none=True))
+        entry = self.models[model].model_dump(exclude_none=True, exclude=_ENTRY_ONLY)
+        settings = self.training.model_copy(update=entry)
         protocol_overrides = None
         if protocol == "published" and dataset in self.protocols.published:
             protocol_overrides = self.protocols.published[dataset].training
@@ -212,6 +271,27 @@ class ProjectConfig(_Strict):
         if protocol_overrides is not None:
             settings = settings.model_copy(update=protocol_overrides.model_dump(exclude_none=True))
         return settings
+
+    def main_models(self) -> list[str]:
+        """Model entries of the main intra/published/cross protocols (``main: true``)."""
+        return sorted(m for m, e in self.models.items() if e.main)
+
+    def ablation_runs(self) -> list[tuple[str, str]]:
+        """(model entry, dataset) pairs the ablation groups train with k-fold, without repeats."""
+        return list(dict.fromkeys((m, d) for g in self.ablations for m in g.models for d in g.datasets))
+
+    def registry_model(self, entry: str) -> str:
+        """The registry name behind a ``models`` entry."""
+        if entry not in self.models:
+            raise ConfigError(f"model {entry!r} is not configured under 'models'; configured: {sorted(self.models)}")
+        return self.models[entry].model or entry
+
+    def codebook_kind(self, entry: str) -> str:
+        """Which codebooks a models entry's pseudo labels come from (learned LQ, uniform, k-means)."""
+        return self.models[entry].codebook or self.lq.codebook
+
+    def lq_settings(self, codebook: str) -> LQSettings:
+        return self.lq.model_copy(update={"codebook": codebook})
 
     def lq_selection_chain(self) -> ChainSettings:
         """HR chain for choosing LQ epochs: Welch, because single 160-frame chunks give a
@@ -272,10 +352,10 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def _format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
     lines = [f"invalid configuration ({source}):"]
     for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "<top level>"
+        key = ".".join([prefix] * bool(prefix) + [str(p) for p in item["loc"]]) or "<top level>"
         if item["type"] == "extra_forbidden":
             lines.append(f"  unknown config key '{key}'")
         else:
@@ -297,8 +377,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
     def construct_mapping(self, node, deep=False):
+        # Keys written in this mapping must be unique; keys merged in from an anchor (<<: *a)
+        # may be overridden by them, as YAML intends.
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -350,20 +434,39 @@ def _check_registered_names(cfg: ProjectConfig) -> None:
 
 
 def _check_models(cfg: ProjectConfig) -> None:
-    """Model names and their input contract, checked before any job runs."""
+    """Model entries: registry names, options, and their input contract, checked before any job runs."""
     from lqrppg.models import available_models, get_model
 
     known = set(available_models())
-    for name in cfg.models:
-        if name not in known:
-            raise ConfigError(f"models: unknown model {name!r}; known: {sorted(known)}")
-        size = cfg.preprocess.size
+    size, frames = cfg.preprocess.size, cfg.preprocess.chunk_length
+    for name, entry in cfg.models.items():
+        model = entry.model or name
+        key = f"models.{name}" + (".model" if entry.model else "")
+        if model not in known:
+            raise ConfigError(f"{key}: unknown model {model!r}; known: {sorted(known)}")
+        cls = get_model(model)
+        options_cls = getattr(cls, "Options", None)
+        if entry.options and options_cls is None:
+            raise ConfigError(f"models.{name}.options: model {model!r} takes no options")
+        if options_cls is not None:
+            try:
+                options_cls.model_validate(entry.options)
+            except ValidationError as err:
+                raise ConfigError(_format_validation_error(err, f"models.{name}.options",
+                                                           prefix=f"models.{name}.options")) from None
+        if entry.codebook is not None and cls.label_type != "quantized":
+            raise ConfigError(f"models.{name}.codebook: model {model!r} trains on the continuous label, "
+                              "it has no pseudo labels to take codebooks from")
+        if entry.input_size is not None and entry.input_size != size:
+            raise ConfigError(
+                f"models.{name}.input_size: the model takes {entry.input_size}x{entry.input_size} faces but the "
+                f"store is preprocessed at preprocess.size={size}"
+            )
         try:
-            get_model(name).check_input(cfg.preprocess.chunk_length, size, size)
+            cls.check_input(frames, size, size)
         except ValueError as err:
             raise ConfigError(
-                f"models.{name}: cannot take preprocess.chunk_length={cfg.preprocess.chunk_length}, "
-                f"preprocess.size={size}: {err}"
+                f"models.{name}: cannot take preprocess.chunk_length={frames}, preprocess.size={size}: {err}"
             ) from None
 
 

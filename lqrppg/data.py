@@ -13,7 +13,9 @@ copy of a video:
                      input of DeepPhys and TS-CAN (motion branch, appearance branch)
 
 Labels: the per-video z-score (toolbox ``Standardized``), then for diff-normalised models the
-toolbox ``DiffNormalized`` of it (scale-invariant, so identical to diff-normalising the raw label).
+toolbox ``DiffNormalized`` of it (scale-invariant, so identical to diff-normalising the raw label);
+``bandpassed`` is y_bpf of method.md §1 (per chunk: zero-phase band-pass, then z-score), exactly
+what the LQ quantizers take, for models trained on the continuous label in its place.
 
 Quantized targets (LQ-rPPG) come from the pseudo-label Parquet of :mod:`lqrppg.lq`: ``q`` (5, T)
 code values and ``k`` (5, T) code indices per chunk, checked one-to-one against the store.
@@ -36,6 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lqrppg.errors import ConfigError, DataError
+from lqrppg.lq.labels import bandpass_chunks
 from lqrppg.lq.pseudo_labels import check_against_store, read_pseudo_labels
 from lqrppg.models import INPUT_NORMS, LABEL_NORMS
 from lqrppg.preprocess.store import ChunkStore
@@ -332,6 +335,8 @@ class ChunkDataset(Dataset):
         session, chunk, start, stop = self._items[i]
         frames = self._frames(session, start, stop).transpose(3, 0, 1, 2)  # (T,H,W,C) -> (C,T,H,W)
         label = self._labels[session][start:stop]
+        if self.label_norm == "bandpassed":
+            label = bandpass_chunks(label[None], self.fps)[0]
         discrete: dict[str, np.ndarray] = {}
         if self._q is not None:
             row_id = self._rows.get((session, chunk))

@@ -56,13 +56,15 @@ def c2f_loss(output: Any, batch: Mapping[str, Tensor], fs: float, progress: floa
     L_rec = Σ_n hybrid(r_n, q_n) = Σ_n 0.2·(1 − Pearson) + FreqCE. Level n = 1..5 (bits).
     """
     q, k = batch["q"], batch["k"]  # (B, 5, T)
-    if len(output.logits) != q.shape[1]:
-        raise ValueError(f"model has {len(output.logits)} levels, pseudo labels have {q.shape[1]}")
+    # Each supervised output names the bit depth of its label (ablations drop or cap levels).
+    levels = getattr(output, "levels", None) or tuple(range(1, len(output.logits) + 1))
+    if len(levels) != len(output.logits) or max(levels) > q.shape[1]:
+        raise ValueError(f"model outputs levels {list(levels)}, pseudo labels have {q.shape[1]}")
     cls = sum(
-        F.cross_entropy(logits.reshape(-1, logits.shape[-1]), k[:, n].reshape(-1))
-        for n, logits in enumerate(output.logits)
+        F.cross_entropy(logits.reshape(-1, logits.shape[-1]), k[:, n - 1].reshape(-1))
+        for n, logits in zip(levels, output.logits, strict=True)
     )
-    rec = sum(hybrid_loss(recon, q[:, n], fs) for n, recon in enumerate(output.recon))
+    rec = sum(hybrid_loss(recon, q[:, n - 1], fs) for n, recon in zip(levels, output.recon, strict=True))
     total = cls + rec
     return total, {"cls": float(cls.detach()), "rec": float(rec.detach())}
 

@@ -96,8 +96,13 @@ def train(
     codebooks: Sequence[torch.Tensor] | str | os.PathLike | None = None,
     tracking: Mapping[str, Any] | None = None,
     run_info: Mapping[str, Any],
+    model_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``model_name``, select the epoch on validation, write out_dir files; returns run.json."""
+    """Train ``model_name``, select the epoch on validation, write out_dir files; returns run.json.
+
+    ``model_options`` are the model's constructor options (its ``Options`` class); they are saved
+    with the frame and face sizes in ``model_config``, so a checkpoint rebuilds the same model.
+    """
     store = store if isinstance(store, ChunkStore) else ChunkStore(store)
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
@@ -105,7 +110,7 @@ def train(
         torch.set_num_threads(settings.threads)
     try:
         job = _Job(model_name, store, list(train_sessions), list(val_sessions), settings, seed, chain,
-                   pseudo_labels, codebooks, dict(run_info))
+                   pseudo_labels, codebooks, dict(run_info), dict(model_options or {}))
         state = job.resume(out_dir / "last.pt")
         run = _open_run(tracking, job, state)
         model, loader, optimizer, scheduler = job.model, job.loader, job.optimizer, job.scheduler
@@ -179,7 +184,7 @@ class _Job:
     """Everything one training job builds once: model, data, optimiser; and its file formats."""
 
     def __init__(self, model_name, store, train_sessions, val_sessions, settings, seed, chain,
-                 pseudo_labels, codebooks, run_info) -> None:
+                 pseudo_labels, codebooks, run_info, model_options) -> None:
         _check_split(store, train_sessions, val_sessions)
         self.model_name, self.store, self.settings, self.seed = model_name, store, settings, int(seed)
         self.train_sessions, self.val_sessions = train_sessions, val_sessions
@@ -187,11 +192,16 @@ class _Job:
         self.run_info = json.loads(json.dumps(run_info, default=str))
         self.chain = chain.model_copy(update={"window_s": None})  # selection uses whole-video HR
         cls = get_model(model_name)
-        self.config = model_config_for(store)
+        shape = model_config_for(store)
         try:
-            cls.check_input(**self.config)
+            cls.check_input(**shape)
         except ValueError as err:
             raise ConfigError(f"model {model_name!r} cannot take the chunks of {store.path}: {err}") from None
+        if model_options and getattr(cls, "Options", None) is None:
+            raise ConfigError(f"model {model_name!r} takes no options, got {sorted(model_options)}")
+        if model_options:  # validated once more here: the command can run without the config check
+            model_options = cls.Options.model_validate(model_options).model_dump()
+        self.config = {**shape, **model_options}
         self.device = resolve_device(settings.device)  # CUDA only when asked for or 'auto' finds one
         self.fs = store.fps
         self.objective = get_objective(loss_name(cls))

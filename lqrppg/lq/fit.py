@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +74,12 @@ class LQSettings(BaseModel):
             "Epochs are selected only among epochs >= this (1-based, as the authors). "
             "Clamped to `epochs` when training is shorter."
         ),
+    )
+    codebook: Literal["learned", "uniform", "kmeans"] = Field(
+        "learned",
+        description="learned: the paper's encoder + EMA codebook; uniform / kmeans (ablations): no encoder, "
+        "y_bpf quantized directly with 2^bits equal-width cells or a Lloyd-Max (1-D k-means) codebook of "
+        "the training labels.",
     )
     alpha: float = Field(1.0, ge=0, description="Weight of the reconstruction MSE(q, y_bpf).")
     beta: float = Field(1.0, ge=0, description="Weight of FreqCE(q, y_bpf).")
@@ -198,6 +204,10 @@ def fit_quantizers(
              n, len(y_va), length, fs, settings.bits)
 
     result = FitResult(settings=settings, chain=chain, fs=fs, length=length, seed=seed)
+    if settings.codebook != "learned":
+        for bits in settings.bits:
+            result.fits.append(_fixed_codebook_fit(bits, y_tr, y_va, hr_ref, fs, settings, chain, device))
+        return result
     for bits in settings.bits:
         bit_seed = _bit_seed(seed, bits)
         torch.manual_seed(bit_seed)
@@ -250,6 +260,66 @@ def fit_quantizers(
                  bits, epoch, CRITERION, criterion, np.round(fit.codebook.numpy(), 3).tolist())
         result.fits.append(fit)
     return result
+
+
+# ----------------------------------------------------------------------------- fixed codebooks (ablations)
+
+LLOYD_MAX_ITERATIONS = 100
+UNIFORM_RANGE_PERCENTILES = (0.5, 99.5)  # robust to the rare spikes of a noisy label
+
+
+def uniform_codebook(values: np.ndarray, codes: int) -> np.ndarray:
+    """Centres of ``codes`` equal-width cells over the 0.5-99.5 percentile range of ``values``."""
+    lo, hi = np.percentile(np.asarray(values, dtype=np.float64), UNIFORM_RANGE_PERCENTILES)
+    edges = np.linspace(lo, hi, codes + 1)
+    return (edges[:-1] + edges[1:]) / 2
+
+
+def lloyd_max_codebook(values: np.ndarray, codes: int, iterations: int = LLOYD_MAX_ITERATIONS) -> np.ndarray:
+    """The minimum-MSE scalar quantizer of ``values`` (Lloyd-Max = 1-D k-means), deterministic.
+
+    Starts from the quantiles at the cell centres and alternates nearest-code assignment and
+    centroid update until nothing moves; an empty cell keeps its value.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if x.size == 0:
+        raise DataError("no training label values to fit a codebook to")
+    c = np.quantile(x, (np.arange(codes) + 0.5) / codes)
+    for _ in range(iterations):
+        edges = (c[:-1] + c[1:]) / 2
+        cells = np.searchsorted(edges, x)
+        sums = np.bincount(cells, weights=x, minlength=codes)
+        counts = np.bincount(cells, minlength=codes)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        if np.allclose(new, c, rtol=0, atol=1e-12):
+            break
+        c = new
+    return np.sort(c)
+
+
+def _fixed_codebook_fit(bits, y_tr, y_va, hr_ref, fs, settings, chain, device) -> BitFit:
+    """A LabelQuantizer that quantizes y_bpf itself with a fixed codebook (no training).
+
+    Every encoder weight is zero: the convolutions and the Mamba block then add nothing and the
+    encoder's residual paths pass y_bpf through unchanged, so the file format, loading and
+    ``quantize apply`` are those of the learned quantizers.
+    """
+    torch.manual_seed(_bit_seed(0, bits))
+    model = LabelQuantizer(bits, y_tr.shape[1], decay=settings.decay, eps=settings.eps)
+    make = uniform_codebook if settings.codebook == "uniform" else lloyd_max_codebook
+    values = torch.as_tensor(make(y_tr.numpy(), 2**bits), dtype=torch.float32)
+    with torch.no_grad():
+        for param in model.encoder.parameters():
+            param.zero_()
+        model.quantizer.embeddings.weight.copy_(values[:, None])
+        model.quantizer.ema_w.copy_(values[:, None])
+    model.to(device).eval()
+    mae, mse = _validate(model, y_va, hr_ref, fs, chain, device)
+    log.info("LQ %d-bit %s codebook %s: val MSE %.4f, val HR MAE %.3f bpm",
+             bits, settings.codebook, np.round(values.numpy(), 3).tolist(), mse, mae)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return BitFit(bits=bits, selected_epoch=0, criterion=mae, min_epoch=0, train_loss=[], val_mae=[mae],
+                  val_mse=[mse], state_dict=state, codebook=values.clone())
 
 
 # ----------------------------------------------------------------------------- files

@@ -14,11 +14,14 @@ describes its input contract with class attributes, so data loading can be confi
                  | "diff_and_standardized"            6 channels: DiffNormalized (0-2), then
                                                       Standardized (3-5), as DeepPhys/TS-CAN take them
     label_norm   "standardized" | "diff_normalized"   how the training label is normalised
-                                                      (a diff_normalized model predicts differences;
-                                                      prediction integrates them back)
+                 | "bandpassed"                       (a diff_normalized model predicts differences;
+                                                      prediction integrates them back; bandpassed =
+                                                      y_bpf of method.md §1, the LQ module's input)
     label_type   "quantized" | "continuous"           LQ pseudo labels, or the label itself
     loss         optional objective name (lqrppg.objectives; default by label_type)
     published_input  (frames, height, width) of the model's paper: the cost benchmark's setting
+    Options      optional pydantic model of the constructor's keyword options (config
+                 ``models.<entry>.options``); the class is then built as cls(frames, height, width, **options)
     check_input(frames, height, width)                classmethod, ValueError naming the rule
 """
 
@@ -31,7 +34,7 @@ from lqrppg.registry import Registry
 __all__ = ["INPUT_NORMS", "LABEL_NORMS", "LABEL_TYPES", "MODELS", "available_models", "count_parameters", "get_model", "register_model"]
 
 INPUT_NORMS = ("standardized", "diff_normalized", "diff_and_standardized")
-LABEL_NORMS = ("standardized", "diff_normalized")
+LABEL_NORMS = ("standardized", "diff_normalized", "bandpassed")
 LABEL_TYPES = ("quantized", "continuous")
 
 

@@ -16,21 +16,37 @@ the state dict, never trained), set with :meth:`LQC2F.set_codebooks` from the LQ
 
 With T = 160 and 128x128 input the model has 405,453 trainable parameters, the count of
 the authors' released checkpoint (method.md §7).
+
+Two options (``models.<entry>.options`` in the config) exist for the ablations; the defaults are
+the paper's model:
+
+    bits          labels of at most this many bits: stage n uses the min(n, bits)-bit codebook and
+                  pseudo label, the final estimator the ``bits``-bit one (5 = the paper)
+    hierarchical  false: only the final estimator is supervised (the stages still run and feed
+                  their reconstructions forward, but get no loss of their own)
+
+``c2f-continuous`` (:class:`C2FContinuous`) is the same backbone trained on the continuous label
+instead of pseudo labels: no codebooks, every head's raw score is its reconstruction, and each
+supervised output gets the hybrid loss against y_bpf (the band-passed, chunk-z-scored label the
+quantizers would have quantized). It isolates what quantization adds.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from lqrppg.losses import hybrid_loss
 from lqrppg.models import register_model
 from lqrppg.models.mamba import BiMambaBlock
+from lqrppg.objectives import register_objective
 
-__all__ = ["C2FOutput", "LQC2F", "soft_quantize"]
+__all__ = ["C2FContinuous", "C2FOptions", "C2FOutput", "LQC2F", "c2f_continuous_loss", "soft_quantize"]
 
 DIM = 64  # token width of the Mamba stages
 STEM_DIM = DIM // 4  # width of the diff-fusion stem, as in RhythmMamba
@@ -46,6 +62,16 @@ class C2FOutput(NamedTuple):
     rppg: Tensor  # (B, T): the 5-bit soft reconstruction, z-normalised per chunk
     logits: list[Tensor]  # 5 x (B, T, 2**n): distance logits -|s - c_k|, targets of the CE loss
     recon: list[Tensor]  # 5 x (B, T): soft reconstructions r_n, targets of the hybrid loss
+    levels: tuple[int, ...] | None = None  # bit depth of each supervised output (None: 1, 2, ... in order)
+
+
+class C2FOptions(BaseModel):
+    """Ablation switches of the C2F model (the defaults are the paper's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bits: int = Field(5, ge=1, le=5, description="Most bits of any label used: stage n uses min(n, bits) bits.")
+    hierarchical: bool = Field(True, description="Supervise every stage (true) or the final estimator only.")
 
 
 def soft_quantize(score: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,6 +162,8 @@ class LQC2F(nn.Module):
     label_norm = "standardized"
     label_type = "quantized"  # trained on the frozen LQ pseudo labels, never the raw PPG
     published_input = (160, 128, 128)  # method.md §3.1 and §7
+    Options = C2FOptions
+    quantized = True
 
     @classmethod
     def check_input(cls, frames: int, height: int, width: int) -> None:
@@ -147,10 +175,14 @@ class LQC2F(nn.Module):
                 f"LQC2F needs height and width divisible by 8 (the stem downsamples by 8), got {height}x{width}"
             )
 
-    def __init__(self, frames: int = 160, height: int = 128, width: int = 128) -> None:
+    def __init__(self, frames: int = 160, height: int = 128, width: int = 128, **options: Any) -> None:
         super().__init__()
         self.check_input(frames, height, width)
         self.frames, self.height, self.width = frames, height, width
+        self.options = C2FOptions(**options)
+        # Bit depth of each stage's label and of the final estimator's (the paper: 1, 2, 3, 4 | 5).
+        self.stage_bits = tuple(min(n, self.options.bits) for n in range(1, N_STAGES + 1))
+        self.final_bits = self.options.bits
 
         self.stem = FusionStem(STEM_DIM)
         self.stem3 = nn.Sequential(  # stride 1 in time: all T steps are kept (unlike RhythmMamba)
@@ -204,7 +236,7 @@ class LQC2F(nn.Module):
         self._codebooks_checked = True
 
     def _check_codebooks(self) -> None:
-        if self._codebooks_checked:
+        if self._codebooks_checked or not self.quantized:
             return
         for n, c in enumerate(self.codebooks(), start=1):
             if not torch.isfinite(c).all():
@@ -238,21 +270,56 @@ class LQC2F(nn.Module):
         hidden = tokens + self.pos_embed
         dense = torch.zeros_like(hidden)
         logits, recon = [], []
-        for block, head, project, codebook in zip(self.blocks, self.heads, self.projections, self.codebooks()):
+        for block, head, project, bits in zip(self.blocks, self.heads, self.projections, self.stage_bits):
             mixed = block(hidden)
             score = head(mixed.transpose(1, 2)).squeeze(1)  # (B, T)
-            level_logits, level_recon = soft_quantize(score, codebook)
+            level_logits, level_recon = self._quantize(score, bits)
             dense = dense + project(level_recon.unsqueeze(1)).transpose(1, 2)
             hidden = mixed + dense
             logits.append(level_logits)
             recon.append(level_recon)
 
-        # Final estimator and 5-bit output (§3.5).
+        # Final estimator and its (5-bit) output (§3.5).
         score = self.estimator(hidden.transpose(1, 2)).squeeze(1)
-        level_logits, level_recon = soft_quantize(score, self.codebook_5)
+        level_logits, level_recon = self._quantize(score, self.final_bits)
         logits.append(level_logits)
         recon.append(level_recon)
         mean = level_recon.mean(-1, keepdim=True)
         std = level_recon.std(-1, keepdim=True)  # unbiased, torch's default
         rppg = (level_recon - mean) / (std + Z_EPS)
-        return C2FOutput(rppg=rppg, logits=logits, recon=recon)
+        levels = (*self.stage_bits, self.final_bits)
+        if not self.options.hierarchical:  # ablation: the loss sees the final output only
+            logits, recon, levels = logits[-1:], recon[-1:], levels[-1:]
+        return C2FOutput(rppg=rppg, logits=logits, recon=recon, levels=levels)
+
+    def _quantize(self, score: Tensor, bits: int) -> tuple[Tensor | None, Tensor]:
+        """(logits, soft reconstruction) of a head's score with the ``bits``-bit codebook."""
+        return soft_quantize(score, self.codebooks()[bits - 1])
+
+
+@register_model("c2f-continuous")
+class C2FContinuous(LQC2F):
+    """The C2F backbone on the continuous label (ablation): same layers, no codebooks.
+
+    Every head's raw score is its reconstruction; the supervised outputs (every stage and the
+    final estimator, or the final one only) get the hybrid loss against y_bpf.
+    """
+
+    label_type = "continuous"
+    label_norm = "bandpassed"  # y_bpf: what the quantizers of LQ-rPPG would have quantized
+    loss = "c2f_continuous"
+    quantized = False
+
+    def _quantize(self, score: Tensor, bits: int) -> tuple[Tensor | None, Tensor]:
+        return None, score
+
+
+def c2f_continuous_loss(
+    output: C2FOutput, batch: dict[str, Tensor], fs: float, progress: float = 0.0
+) -> tuple[Tensor, dict[str, float]]:
+    """Σ over the supervised outputs of hybrid(r_n, y_bpf): the C2F reconstruction loss, unquantized."""
+    rec = sum(hybrid_loss(recon, batch["label"], fs) for recon in output.recon)
+    return rec, {"rec": float(rec.detach())}
+
+
+register_objective("c2f_continuous", c2f_continuous_loss)

@@ -5,7 +5,15 @@ MODELS = sorted(CFG.models)
 INTRA = CFG.protocols.intra
 CROSS_SOURCES = sorted({pair.train for pair in CFG.protocols.cross})
 SPLIT = f"{RESULTS}/splits/{{protocol}}/{{dataset}}/{{fold}}.json"
-LQ_DIR = f"{RESULTS}/lq/{{dataset}}/{{protocol}}/{{fold}}"
+# The paper's learned codebooks live under lq/; the ablations' fixed ones under lq-uniform/, lq-kmeans/.
+LQ_DIR = f"{RESULTS}/{{lq}}/{{dataset}}/{{protocol}}/{{fold}}"
+
+
+def lq_folder(codebook):
+    return "lq" if codebook == "learned" else f"lq-{codebook}"
+
+
+CODEBOOK_OF_FOLDER = {lq_folder(kind): kind for kind in ("learned", "uniform", "kmeans")}
 MODEL_DIR = f"{RESULTS}/models/{{model}}/{{dataset}}/{{protocol}}/{{fold}}"
 
 
@@ -13,6 +21,7 @@ wildcard_constraints:
     protocol="intra|published|cross",
     fold=r"fold\d+|split|source(-[a-z0-9-]+)?",
     model="|".join(re.escape(m) for m in MODELS) or "^$",
+    lq="lq|lq-uniform|lq-kmeans",
 
 
 rule split:
@@ -41,16 +50,17 @@ rule fit_quantizers:
         report=f"{LQ_DIR}/fit.json",
     params:
         out_dir=lambda wc: LQ_DIR.format(**wc),
-        settings=f"{CFG.seed}:{CFG.lq.model_dump_json()}",
+        settings=lambda wc: f"{CFG.seed}:{CFG.lq_settings(CODEBOOK_OF_FOLDER[wc.lq]).model_dump_json()}",
+        codebook=lambda wc: CODEBOOK_OF_FOLDER[wc.lq],
     # One torch job at a time holds the gpu token; TORCH_THREADS (common.smk) keeps other jobs off its cores.
     resources:
         gpu=1,
     threads: TORCH_THREADS
     log:
-        f"{RESULTS}/logs/fit_quantizers/{{dataset}}/{{protocol}}/{{fold}}.log",
+        f"{RESULTS}/logs/fit_quantizers/{{lq}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
         "lqrppg quantize fit {CONFIG_ARGS} --dataset {wildcards.dataset} --split {input.split}"
-        " --store {input.store} --out-dir {params.out_dir} --threads {threads} 2> {log}"
+        " --store {input.store} --out-dir {params.out_dir} --codebook {params.codebook} --threads {threads} 2> {log}"
 
 
 rule quantize_labels:
@@ -61,7 +71,7 @@ rule quantize_labels:
     output:
         f"{LQ_DIR}/pseudo_labels.parquet",
     log:
-        f"{RESULTS}/logs/quantize_labels/{{dataset}}/{{protocol}}/{{fold}}.log",
+        f"{RESULTS}/logs/quantize_labels/{{lq}}/{{dataset}}/{{protocol}}/{{fold}}.log",
     shell:
         "lqrppg quantize apply {CONFIG_ARGS} --dataset {wildcards.dataset} --split {input.split}"
         " --quantizers {input.quantizers} --store {input.store} --out {output} 2> {log}"
@@ -69,9 +79,9 @@ rule quantize_labels:
 
 def lq_inputs(wildcards):
     """Models trained on quantized labels need the pseudo labels and codebooks of their split."""
-    if get_model(wildcards.model).label_type != "quantized":
+    if get_model(CFG.registry_model(wildcards.model)).label_type != "quantized":
         return {}
-    lq = LQ_DIR.format(**wildcards)
+    lq = LQ_DIR.format(lq=lq_folder(CFG.codebook_kind(wildcards.model)), **wildcards)
     return {"pseudo_labels": f"{lq}/pseudo_labels.parquet", "codebooks": f"{lq}/codebooks.json"}
 
 
