@@ -113,6 +113,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def cmd_unsupervised(args: argparse.Namespace) -> None:
+    from lqrppg.errors import ConfigError
     from lqrppg.preprocess.store import ChunkStore
     from lqrppg.score import metrics_long, mlflow_metrics, score_store, write_results
     from lqrppg.tracking import git_sha, log_run
@@ -120,35 +121,41 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
 
     cfg = _load(args)
     ds = cfg.dataset(args.dataset)
-    method = get_method(args.method)
+    methods = {name: get_method(name) for name in args.method}  # unknown names fail before any work
+    if args.out and len(methods) > 1:
+        raise ConfigError("--out names one metrics file: give one --method, or --out-dir for several")
     store = ChunkStore(Path(args.store or cfg.store_path(args.dataset)))
-    per_video = score_store(store, lambda s: method(store.mean_rgb(s).astype("float64"), store.fps),
-                            cfg.evaluation, ds.truth)
-    per_video.insert(0, "method", args.method)
-    identity = {"method": args.method, "dataset": args.dataset}
-    metrics = metrics_long(per_video, cfg.evaluation, identity)
-    out_dir = cfg.results_dir / "metrics" / "unsupervised" / args.method
-    out_csv = Path(args.out or out_dir / f"{args.dataset}.csv")
-    out_pv = out_csv.with_name(f"{out_csv.stem}.per_video.parquet")
-    tags = {
-        "method": args.method, "dataset": args.dataset, "protocol": "unsupervised",
-        "git_sha": git_sha(), "config_hash": cfg.config_hash(), "prep_id": store.prep_id,
-    }
-    write_results(per_video, metrics, out_csv, out_pv, cfg.evaluation, store.fps, tags)
-    log_run(
-        cfg.mlflow.tracking_uri,
-        experiment=f"{cfg.mlflow.experiment_prefix}/unsupervised",
-        run_name=f"{args.method}/{args.dataset}",
-        params={"method": args.method, "dataset": args.dataset, "evaluation": cfg.evaluation.model_dump(mode="json"),
-                "preprocess": cfg.preprocess.model_dump(mode="json"), "n_videos": len(store.sessions)},
-        metrics=mlflow_metrics(metrics),
-        tags=tags,
-        artifacts=[out_pv, out_csv],
-        artifact_root=cfg.results_dir / "mlartifacts",
-    )
-    for row in metrics[metrics["metric"] == "MAE"].itertuples():
-        log.info("%s on %s: MAE %.2f ± %.2f bpm vs %s (n=%d)", args.method, args.dataset, row.value, row.se,
-                 row.reference, row.n)
+    traces: dict[str, object] = {}  # each session's mean-RGB trace is read once for all methods
+
+    def trace(session: str):
+        if session not in traces:
+            traces[session] = store.mean_rgb(session).astype("float64")
+        return traces[session]
+
+    out_root = Path(args.out_dir) if args.out_dir else cfg.results_dir / "metrics" / "unsupervised"
+    for name, method in methods.items():
+        per_video = score_store(store, lambda s, method=method: method(trace(s), store.fps), cfg.evaluation, ds.truth)
+        per_video.insert(0, "method", name)
+        metrics = metrics_long(per_video, cfg.evaluation, {"method": name, "dataset": args.dataset})
+        out_csv = Path(args.out) if args.out else out_root / name / f"{args.dataset}.csv"
+        out_pv = out_csv.with_name(f"{out_csv.stem}.per_video.parquet")
+        tags = {"method": name, "dataset": args.dataset, "protocol": "unsupervised",
+                "git_sha": git_sha(), "config_hash": cfg.config_hash(), "prep_id": store.prep_id}
+        write_results(per_video, metrics, out_csv, out_pv, cfg.evaluation, store.fps, tags)
+        log_run(
+            cfg.mlflow.tracking_uri,
+            experiment=f"{cfg.mlflow.experiment_prefix}/unsupervised",
+            run_name=f"{name}/{args.dataset}",
+            params={"method": name, "dataset": args.dataset, "evaluation": cfg.evaluation.model_dump(mode="json"),
+                    "preprocess": cfg.preprocess.model_dump(mode="json"), "n_videos": len(store.sessions)},
+            metrics=mlflow_metrics(metrics),
+            tags=tags,
+            artifacts=[out_pv, out_csv],
+            artifact_root=cfg.results_dir / "mlartifacts",
+        )
+        for row in metrics[metrics["metric"] == "MAE"].itertuples():
+            log.info("%s on %s: MAE %.2f ± %.2f bpm vs %s (n=%d)", name, args.dataset, row.value, row.se,
+                     row.reference, row.n)
 
 
 def cmd_tables(args: argparse.Namespace) -> None:
@@ -406,11 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="store folder (default: results/processed/<dataset>/<prep_id>)")
     p.add_argument("--workers", type=int, help="session worker processes (default: config 'workers')")
 
-    p = add("unsupervised", cmd_unsupervised, "run an unsupervised method on a store and score it")
+    p = add("unsupervised", cmd_unsupervised, "run unsupervised methods on a store and score them")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--method", required=True, help="name in the unsupervised method registry")
+    p.add_argument("--method", required=True, nargs="+", help="names in the unsupervised method registry")
     p.add_argument("--store", help="chunk store (default: the config's path)")
-    p.add_argument("--out", help="metrics CSV (per-video Parquet is written beside it)")
+    p.add_argument("--out-dir", help="writes <out-dir>/<method>/<dataset>.csv (default: results/metrics/unsupervised)")
+    p.add_argument("--out", help="one method only: its metrics CSV (per-video Parquet is written beside it)")
 
     p = add("split", cmd_split, "write a subject-disjoint train/val/test split (explicit subject lists)")
     p.add_argument("--dataset", required=True)

@@ -65,7 +65,7 @@ class DatasetConfig(_Strict):
 
 class UnsupervisedConfig(_Strict):
     methods: list[str] = Field(
-        default_factory=lambda: ["POS", "CHROM", "GREEN"],
+        default_factory=lambda: ["POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"],
         description="Unsupervised methods (names in the method registry) evaluated on every dataset.",
     )
     datasets: list[str] | None = Field(

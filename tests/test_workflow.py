@@ -25,7 +25,7 @@ def test_default_dag_end_to_end(workspace, tool_env):
     _snakemake(workspace, tool_env, "--resources", "gpu=1")
 
     table = pd.read_csv(workspace / "results/tables/unsupervised.csv")
-    assert set(table["method"]) == {"POS", "CHROM", "GREEN"}
+    assert set(table["method"]) == {"POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"}
     assert set(table["dataset"]) == {"synth-calm", "synth-motion"}
     assert set(table["reference"]) == {"label", "true"}
     for col in ["MAE", "RMSE", "MAPE", "Pearson", "SNR"]:
@@ -33,6 +33,9 @@ def test_default_dag_end_to_end(workspace, tool_env):
     pos_calm_true = table.query("method == 'POS' and dataset == 'synth-calm' and reference == 'true'")
     assert pos_calm_true["MAE"].item() < 3.0
     assert (workspace / "results/tables/unsupervised.md").read_text().startswith("# Unsupervised")
+    # the paper layout beside the long table, with the quoted rPPG-Toolbox rows in their own block
+    paper = pd.read_csv(workspace / "results/tables/unsupervised.paper.csv")
+    assert paper["source"].str.startswith("quoted:").any() and (workspace / "results/tables/unsupervised.tex").is_file()
 
     # every table row traces to a metrics file a rule wrote
     for source in table["source"]:
@@ -47,7 +50,7 @@ def test_default_dag_end_to_end(workspace, tool_env):
 
     # LQ-rPPG and PhysNet: trained per fold, tested once, pooled over folds, beside POS
     intra = pd.read_csv(workspace / "results/tables/intra.csv")
-    assert set(intra["model"]) == {"lqrppg", "physnet", "POS", "CHROM", "GREEN"}
+    assert set(intra["model"]) == {"lqrppg", "physnet", "POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"}
     assert np.isfinite(intra["MAE"]).all()
     lq = intra.query("model == 'lqrppg' and reference == 'true'")
     assert lq["n"].item() == 4  # every calm video tested exactly once across the 2 folds
@@ -71,9 +74,9 @@ def test_default_dag_end_to_end(workspace, tool_env):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workspace}/results/mlflow.db")
     exp = client.get_experiment_by_name("lqrppg/unsupervised")
     runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 6
+    assert len(runs) == 14  # 7 methods x 2 datasets, from one job per dataset
     assert all(r.info.status == "FINISHED" and "mae_true" in r.data.metrics for r in runs)
-    assert {r.data.tags["method"] for r in runs} == {"POS", "CHROM", "GREEN"}
+    assert {r.data.tags["method"] for r in runs} == {"POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"}
 
     # nothing left to do: a second run is a no-op
     dry = _snakemake(workspace, tool_env, "-n")
