@@ -109,7 +109,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
     reader = open_reader(ds.reader, ds.root, ds.fps, ds.options)
     sessions = sessions_from_manifest(Path(args.manifest or cfg.manifest_path(args.dataset)))
     out = Path(args.out or cfg.store_path(args.dataset))
-    preprocess_dataset(reader, sessions, cfg.preprocess, out, workers=args.workers or cfg.workers)
+    preprocess_dataset(reader, sessions, cfg.preprocess_for(args.dataset), out, workers=args.workers or cfg.workers)
 
 
 def cmd_unsupervised(args: argparse.Namespace) -> None:
@@ -147,7 +147,8 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
             experiment=f"{cfg.mlflow.experiment_prefix}/unsupervised",
             run_name=f"{name}/{args.dataset}",
             params={"method": name, "dataset": args.dataset, "evaluation": cfg.evaluation.model_dump(mode="json"),
-                    "preprocess": cfg.preprocess.model_dump(mode="json"), "n_videos": len(store.sessions)},
+                    "preprocess": cfg.preprocess_for(args.dataset).model_dump(mode="json"),
+                    "n_videos": len(store.sessions)},
             metrics=mlflow_metrics(metrics),
             tags=tags,
             artifacts=[out_pv, out_csv],
@@ -291,7 +292,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     lq = cfg.lq_settings(cfg.codebook_kind(args.model))
     params = {"model": args.model, "registry_model": model, "options": options,
               "training": settings.model_dump(mode="json"), "lq": lq.model_dump(mode="json"),
-              "preprocess": cfg.preprocess.model_dump(mode="json"), "split": split, "seed": cfg.seed}
+              "preprocess": cfg.preprocess_for(args.dataset).model_dump(mode="json"), "split": split,
+              "seed": cfg.seed}
     train(
         model, store, split["train"]["sessions"], split["val"]["sessions"], settings, Path(args.out_dir),
         seed=cfg.seed, chain=cfg.evaluation, model_options=options,

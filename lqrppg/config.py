@@ -61,6 +61,12 @@ class DatasetConfig(_Strict):
         description="Reader-specific settings (exclusion lists, condition filters, quality masks); "
         "each reader documents its own and unknown keys are errors.",
     )
+    preprocess: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Changes to the global 'preprocess' settings for this dataset (e.g. chunk_length, "
+        "detection, detect_every, detector); keys are PreprocessSettings fields. Models trained on one "
+        "dataset and tested on another need the same chunk_length and size on both.",
+    )
 
 
 class UnsupervisedConfig(_Strict):
@@ -338,8 +344,34 @@ class ProjectConfig(_Strict):
     def manifest_path(self, dataset: str) -> Path:
         return self.results_dir / "raw" / dataset / "manifest.parquet"
 
+    def preprocess_for(self, dataset: str) -> PreprocessSettings:
+        """The global preprocess settings with the dataset's own changes (``datasets.<name>.preprocess``)."""
+        changes = self.dataset(dataset).preprocess
+        if not changes:
+            return self.preprocess
+        try:
+            return PreprocessSettings.model_validate({**self.preprocess.model_dump(), **changes})
+        except ValidationError as err:
+            prefix = f"datasets.{dataset}.preprocess"
+            raise ConfigError(_format_validation_error(err, prefix, prefix=prefix)) from None
+
+    def model_input(self, dataset: str) -> tuple[int, int]:
+        """(chunk_length, size) of a dataset's store: the frames and face size a model sees."""
+        settings = self.preprocess_for(dataset)
+        return settings.chunk_length, settings.size
+
+    def model_datasets(self) -> dict[str, list[str]]:
+        """For each model entry, the datasets it is trained or tested on (main protocols, ablations)."""
+        main = set(self.protocols.intra.datasets) | set(self.protocols.published)
+        main |= {d for p in self.protocols.cross for d in (p.train, *p.test)}
+        used = {m: set(main) if e.main else set() for m, e in self.models.items()}
+        for group in self.ablations:
+            for m in group.models:
+                used[m] |= set(group.datasets)
+        return {m: sorted(ds) for m, ds in used.items()}
+
     def store_path(self, dataset: str) -> Path:
-        return self.results_dir / "processed" / dataset / self.preprocess.prep_id()
+        return self.results_dir / "processed" / dataset / self.preprocess_for(dataset).prep_id()
 
 
 def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -426,6 +458,15 @@ def _check_registered_names(cfg: ProjectConfig) -> None:
             get_reader(ds.reader).parse_options(ds.options)
         except ConfigError as err:
             raise ConfigError(f"datasets.{name}.options: {err}") from None
+        cfg.preprocess_for(name)  # ConfigError naming datasets.<name>.preprocess.<key>
+    for pair in cfg.protocols.cross:
+        source = cfg.model_input(pair.train)
+        for target in pair.test:
+            if cfg.model_input(target) != source:
+                raise ConfigError(
+                    f"protocols.cross: {pair.train} -> {target}: a model trained on (chunk_length, size) = "
+                    f"{source} cannot test {target}'s {cfg.model_input(target)}; set the same "
+                    f"datasets.<name>.preprocess.chunk_length and size on both")
     methods = set(available_methods())
     for method in cfg.unsupervised.methods:
         if method not in methods:
@@ -438,7 +479,7 @@ def _check_models(cfg: ProjectConfig) -> None:
     from lqrppg.models import available_models, get_model
 
     known = set(available_models())
-    size, frames = cfg.preprocess.size, cfg.preprocess.chunk_length
+    used = cfg.model_datasets()
     for name, entry in cfg.models.items():
         model = entry.model or name
         key = f"models.{name}" + (".model" if entry.model else "")
@@ -457,17 +498,24 @@ def _check_models(cfg: ProjectConfig) -> None:
         if entry.codebook is not None and cls.label_type != "quantized":
             raise ConfigError(f"models.{name}.codebook: model {model!r} trains on the continuous label, "
                               "it has no pseudo labels to take codebooks from")
-        if entry.input_size is not None and entry.input_size != size:
-            raise ConfigError(
-                f"models.{name}.input_size: the model takes {entry.input_size}x{entry.input_size} faces but the "
-                f"store is preprocessed at preprocess.size={size}"
-            )
-        try:
-            cls.check_input(frames, size, size)
-        except ValueError as err:
-            raise ConfigError(
-                f"models.{name}: cannot take preprocess.chunk_length={frames}, preprocess.size={size}: {err}"
-            ) from None
+        # Every store the entry reads, or the global settings when no protocol uses it yet.
+        shapes = {cfg.model_input(d): d for d in used[name]} or {
+            (cfg.preprocess.chunk_length, cfg.preprocess.size): None}
+        for (frames, size), dataset in shapes.items():
+            where = (f"datasets.{dataset}.preprocess" if dataset and cfg.dataset(dataset).preprocess
+                     else "preprocess")
+            if entry.input_size is not None and entry.input_size != size:
+                raise ConfigError(
+                    f"models.{name}.input_size: the model takes {entry.input_size}x{entry.input_size} faces but "
+                    f"the store{f' of {dataset}' if dataset else ''} is preprocessed at {where}.size={size}"
+                )
+            try:
+                cls.check_input(frames, size, size)
+            except ValueError as err:
+                raise ConfigError(
+                    f"models.{name}: cannot take {where}.chunk_length={frames}, {where}.size={size}"
+                    f"{f' (dataset {dataset})' if dataset else ''}: {err}"
+                ) from None
 
 
 def json_schema() -> dict[str, Any]:

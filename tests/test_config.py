@@ -6,6 +6,7 @@ import yaml
 
 from lqrppg.config import json_schema, load_config, validate_config
 from lqrppg.errors import ConfigError
+from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,3 +91,53 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
     path.write_text("seed: 1\nworkers: 1\nseed: 2\n")
     with pytest.raises(ConfigError, match="duplicate key 'seed'"):
         load_config([path])
+
+
+# ----------------------------------------------------------------------------- per-dataset preprocessing
+
+
+def _with_real(preprocess: dict, **extra) -> dict:
+    raw = tiny_config()
+    raw["datasets"] = {"REAL": {"reader": "ubfc-rppg", "root": "/data/real", "fps": 30, "preprocess": preprocess}}
+    raw.update(extra)
+    return raw
+
+
+def test_a_dataset_can_change_the_preprocess_settings_for_itself_alone():
+    cfg = validate_config(_with_real({"detection": "first", "detect_every": 35}))
+    assert cfg.preprocess_for("REAL").detection == "first" and cfg.preprocess_for("REAL").detect_every == 35
+    assert cfg.preprocess_for("synth-calm") == cfg.preprocess  # the others keep the global settings
+    # a changed setting is a different store: the folder is the hash of the dataset's own settings
+    assert cfg.store_path("REAL").name == cfg.preprocess_for("REAL").prep_id() != cfg.preprocess.prep_id()
+    assert cfg.store_path("synth-calm").name == cfg.preprocess.prep_id()
+
+
+def test_a_bad_per_dataset_preprocess_key_is_named():
+    with pytest.raises(ConfigError, match=r"unknown config key 'datasets\.REAL\.preprocess\.chunk_len'"):
+        validate_config(_with_real({"chunk_len": 128}))
+    with pytest.raises(ConfigError, match=r"datasets\.REAL\.preprocess\.detection"):
+        validate_config(_with_real({"detection": "sometimes"}))
+
+
+def test_cross_pairs_need_one_model_input_on_both_sides():
+    cross = {"intra": {"datasets": []}, "cross": [{"train": "synth-calm", "test": ["REAL"]}]}
+    with pytest.raises(ConfigError, match=r"protocols\.cross: synth-calm -> REAL: a model trained on "
+                                          r"\(chunk_length, size\) = \(64, 16\) cannot test REAL's \(96, 16\)"):
+        validate_config(_with_real({"chunk_length": 96}, protocols=cross))
+    validate_config(_with_real({"chunk_length": 64, "detection": "first"}, protocols=cross))  # same input: fine
+
+
+def test_models_are_checked_against_every_store_they_read():
+    # TS-CAN needs a multiple of 10 frames: fine on the global 160... not on REAL's 96
+    raw = _with_real({"chunk_length": 96}, models={"tscan": {}})
+    raw["preprocess"]["chunk_length"] = 160
+    raw["protocols"] = {"intra": {"datasets": ["synth-calm", "REAL"], "folds": 2}, "cross": []}
+    with pytest.raises(ConfigError, match=r"models\.tscan: cannot take datasets\.REAL\.preprocess\.chunk_length=96.*"
+                                          r"\(dataset REAL\).*frame_depth"):
+        validate_config(raw)
+    # a 128x128 model entry on a store preprocessed at another size fails before any job
+    raw = _with_real({"size": 72}, models={"lqrppg": {"input_size": 128}})
+    raw["protocols"] = {"intra": {"datasets": ["REAL"], "folds": 2}, "cross": []}
+    with pytest.raises(ConfigError, match=r"models\.lqrppg\.input_size: the model takes 128x128 faces but the store "
+                                          r"of REAL is preprocessed at datasets\.REAL\.preprocess\.size=72"):
+        validate_config(raw)

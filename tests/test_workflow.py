@@ -8,6 +8,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +91,20 @@ def test_unknown_config_key_stops_before_any_job(workspace, tool_env):
     assert proc.returncode != 0
     assert "not_a_key" in proc.stdout + proc.stderr
     assert not (workspace / "results").exists() or not any((workspace / "results").iterdir())
+
+
+def test_a_dataset_with_its_own_preprocess_settings_gets_its_own_store(workspace, tool_env):
+    cfg_path = workspace / "config/config.yaml"
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["datasets"] = {"REAL": {"reader": "ubfc-rppg", "root": str(workspace / "real"), "fps": 30,
+                                "preprocess": {"detection": "first"}}}
+    cfg_path.write_text(yaml.safe_dump(raw))
+    from lqrppg.config import load_config
+
+    cfg = load_config([cfg_path])
+    real, calm = cfg.store_path("REAL"), cfg.store_path("synth-calm")
+    assert real.name != calm.name
+    plan = _snakemake(workspace, tool_env, "-n", str(real), str(calm))
+    text = plan.stdout + plan.stderr
+    # one preprocess job per store, each writing the folder named by its own settings' hash
+    assert f"output: {real}" in text and f"output: {calm}" in text

@@ -70,10 +70,13 @@ rule preprocess:
     input:
         f"{RESULTS}/raw/{{dataset}}/manifest.parquet",
     output:
-        directory(f"{RESULTS}/processed/{{dataset}}/{CFG.preprocess.prep_id()}"),
+        # prep_id: the short hash of the dataset's preprocess settings (global + its own changes)
+        directory(f"{RESULTS}/processed/{{dataset}}/{{prep_id}}"),
+    wildcard_constraints:
+        prep_id="[0-9a-f]{10}",
     threads: CFG.workers
     log:
-        f"{RESULTS}/logs/preprocess/{{dataset}}.log",
+        f"{RESULTS}/logs/preprocess/{{dataset}}/{{prep_id}}.log",
     shell:
         "lqrppg preprocess {CONFIG_ARGS} --dataset {wildcards.dataset} --manifest {input}"
         " --out {output} --workers {threads} 2> {log}"
