@@ -3,6 +3,7 @@ reproduces, and a changed input is detected."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -41,6 +42,9 @@ def test_dvc_repro_and_change_detection(tmp_path, tool_env):
     assert (repo / "dvc.lock").is_file()
     assert (repo / "data/raw/synth-calm/subject1/vid.avi").is_file()
     assert list((repo / "results/processed/synth-calm").glob("*/index.parquet"))
+    # the acquisition's verification report is a versioned product beside the manifest
+    assert json.loads((repo / "results/raw/synth-calm/verification.json").read_text())
+    assert "verification.json" in (repo / "dvc.lock").read_text()
     assert "up to date" in _run(["dvc", "status"], repo, tool_env).lower()
 
     # a changed raw file is detected downstream of synthesis

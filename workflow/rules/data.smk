@@ -46,7 +46,8 @@ def acquire_source(wildcards):
     """A changed dataset entry (root, reader, options, download) reruns `acquire`."""
     if wildcards.dataset in CFG.synthetic:
         return synth_spec(wildcards)
-    return CFG.dataset(wildcards.dataset).model_dump_json()
+    # Its preprocess changes only shape the store (a new store folder), not what was acquired.
+    return CFG.dataset(wildcards.dataset).model_dump_json(exclude={"preprocess"})
 
 
 rule acquire:
