@@ -18,6 +18,7 @@ include: "workflow/rules/unsupervised.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:

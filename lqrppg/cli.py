@@ -159,11 +159,49 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
                      row.reference, row.n)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from lqrppg.bench import run_cost_benchmark, write_cost_tables
+    from lqrppg.predict import resolve_device
+    from lqrppg.tracking import git_sha, log_run
+
+    cfg = _load(args)
+    changes = {k: v for k, v in {"device": args.device, "models": args.models, "warmup": args.warmup,
+                                 "passes": args.passes, "published": args.published}.items() if v is not None}
+    settings = cfg.bench.model_copy(update=changes)
+    device = str(resolve_device(settings.device))  # 'auto': CUDA when present
+    threads = _torch_threads(args.threads or settings.threads)
+    default = (cfg.preprocess.chunk_length, cfg.preprocess.size, cfg.preprocess.size)
+    df = run_cost_benchmark(default_setting=default, **{**settings.model_dump(), "device": device, "threads": threads})
+    out_dir = Path(args.out_dir or cfg.results_dir / "bench")
+    meta = {"config_hash": cfg.config_hash(), "git_sha": git_sha(), "default_setting": "x".join(map(str, default))}
+    csv_path, md_path = write_cost_tables(df, out_dir, meta)
+    models = df[df["row_type"] == "model"]
+    metrics = {f"{r.model}.{r.setting}.{key}": float(getattr(r, key)) for r in models.itertuples()
+               for key in ("params_m", "thop_params_m", "thop_macs_m", "flop_macs_m", "throughput_kfps",
+                           "peak_memory_mb") if _finite(getattr(r, key))}
+    log_run(cfg.mlflow.tracking_uri, experiment=f"{cfg.mlflow.experiment_prefix}/cost", run_name=f"bench/{device}",
+            params={"bench": settings.model_dump(mode="json"), "device": df.attrs.get("device"),
+                    "default_setting": meta["default_setting"], "torch": df.attrs.get("torch")},
+            metrics=metrics, tags={"protocol": "cost", **{k: str(v) for k, v in meta.items()}},
+            artifacts=[csv_path, md_path], artifact_root=cfg.results_dir / "mlartifacts")
+    for r in df[df["row_type"] == "ratio"].itertuples():
+        log.info("%s at %s: MACs x%.3f, throughput x%.2f", r.method, r.setting, r.thop_macs_m, r.throughput_kfps)
+
+
+def _finite(value) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def cmd_tables(args: argparse.Namespace) -> None:
     from lqrppg.tables import write_table
 
     if args.kind == "cost":
-        from lqrppg.bench import write_cost_paper_tables
+        from lqrppg.tables import write_cost_paper_tables
 
         write_cost_paper_tables(Path(args.metrics[0]), Path(args.out_prefix))
         return
@@ -476,6 +514,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="test dataset")
     p.add_argument("--protocol", required=True, choices=["intra", "published", "cross"])
     p.add_argument("--out", required=True, help="metrics CSV (per-video Parquet is written beside it)")
+
+    p = add("bench", cmd_bench, "cost benchmark: parameters (true, thop-style), MACs, throughput, peak memory")
+    p.add_argument("--device", help="cpu, cuda or auto (default: the config's bench.device)")
+    p.add_argument("--models", nargs="+", help="registry models (default: the config's bench.models, else all)")
+    p.add_argument("--warmup", type=int, help="untimed passes per model")
+    p.add_argument("--passes", type=int, help="timed passes per model")
+    p.add_argument("--published", action=argparse.BooleanOptionalAction, default=None,
+                   help="also measure each model at its published input (default: the config's bench.published)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (clamped to the machine's cores)")
+    p.add_argument("--out-dir", help="where cost.csv and cost.md go (default: results/bench)")
 
     p = sub.add_parser("tables", help="build paper-style tables from metrics files",
                        description="build paper-style tables from metrics files")

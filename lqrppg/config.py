@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lqrppg.bench import BenchSettings
 from lqrppg.errors import ConfigError
 from lqrppg.lq.fit import LQSettings
 from lqrppg.preprocess.pipeline import PreprocessSettings
@@ -219,6 +220,10 @@ class ProjectConfig(_Strict):
         default_factory=list,
         description="Ablation groups (config/ablations.yaml). Entries named only here are trained only for "
         "the ablations, not in the main intra/cross tables.",
+    )
+    bench: BenchSettings = Field(
+        default_factory=BenchSettings,
+        description="The cost benchmark (rule 'bench', `lqrppg bench`): models, device, passes, settings.",
     )
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
@@ -467,6 +472,13 @@ def _check_registered_names(cfg: ProjectConfig) -> None:
                     f"protocols.cross: {pair.train} -> {target}: a model trained on (chunk_length, size) = "
                     f"{source} cannot test {target}'s {cfg.model_input(target)}; set the same "
                     f"datasets.<name>.preprocess.chunk_length and size on both")
+    from lqrppg.models import available_models
+
+    for key, names in (("bench.models", cfg.bench.models or []), ("bench.reference", [cfg.bench.reference]),
+                       ("bench.target", [cfg.bench.target])):
+        unknown = sorted(set(names) - set(available_models()))
+        if unknown:
+            raise ConfigError(f"{key}: unknown model {unknown[0]!r}; known: {sorted(available_models())}")
     methods = set(available_methods())
     for method in cfg.unsupervised.methods:
         if method not in methods:

@@ -79,6 +79,11 @@ def test_default_dag_end_to_end(workspace, tool_env):
     assert all(r.info.status == "FINISHED" and "mae_true" in r.data.metrics for r in runs)
     assert {r.data.tags["method"] for r in runs} == {"POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"}
 
+    # the cost benchmark ran at the config's chunks and its table quotes the paper in its own block
+    cost = pd.read_csv(workspace / "results/bench/cost.csv")
+    assert {"lqrppg", "rhythmmamba", "physnet"} <= set(cost["model"]) and (cost["row_type"] == "ratio").any()
+    assert "## Published (" in (workspace / "results/tables/cost.md").read_text()
+
     # nothing left to do: a second run is a no-op
     dry = _snakemake(workspace, tool_env, "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr

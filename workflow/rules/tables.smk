@@ -28,7 +28,7 @@ def table_files(kind):
     return [f"{RESULTS}/tables/{kind}.{suffix}" for suffix in TABLE_SUFFIXES]
 
 
-TABLES = table_files("unsupervised")
+TABLES = table_files("unsupervised") + table_files("cost")
 if INTRA_METRICS:
     TABLES += table_files("intra")
 if CROSS_METRICS:
