@@ -203,7 +203,7 @@ def cmd_tables(args: argparse.Namespace) -> None:
     if args.kind == "cost":
         from lqrppg.tables import write_cost_paper_tables
 
-        write_cost_paper_tables(Path(args.metrics[0]), Path(args.out_prefix))
+        write_cost_paper_tables([Path(p) for p in args.metrics], Path(args.out_prefix))
         return
     write_table(args.kind, [Path(p) for p in args.metrics], Path(args.out_prefix),
                 [Path(p) for p in args.unsupervised or []], groups=args.groups or ())
