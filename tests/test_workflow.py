@@ -113,3 +113,24 @@ def test_a_dataset_with_its_own_preprocess_settings_gets_its_own_store(workspace
     text = plan.stdout + plan.stderr
     # one preprocess job per store, each writing the folder named by its own settings' hash
     assert f"output: {real}" in text and f"output: {calm}" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": {"nosuchnet": {}}}, "models.nosuchnet: unknown model 'nosuchnet'"),
+        ({"unsupervised": {"methods": ["POS", "NOSUCH"]}}, "unsupervised.methods: unknown method 'NOSUCH'"),
+        # TS-CAN's temporal shift needs a multiple of 10 frames; the tiny config's chunks have 64
+        ({"models": {"tscan": {}}}, "models.tscan: cannot take preprocess.chunk_length=64"),
+        ({"models": {"lqrppg": {"input_size": 128}}}, "models.lqrppg.input_size: the model takes 128x128 faces"),
+    ],
+)
+def test_bad_model_or_method_stops_the_workflow_before_any_job(workspace, tool_env, change, message):
+    cfg_path = workspace / "config/config.yaml"
+    raw = yaml.safe_load(cfg_path.read_text())
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+    cfg_path.write_text(yaml.safe_dump(raw))
+    proc = _snakemake(workspace, tool_env, "-n", check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    assert not (workspace / "results").exists() or not any((workspace / "results").iterdir())
