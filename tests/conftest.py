@@ -31,6 +31,19 @@ def tiny_config() -> dict:
     return cfg
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core runner: one intra-op thread avoids OpenMP spin contention
+    (several times faster here) and keeps results deterministic. Use per module with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tool_env() -> dict[str, str]:
     """Environment in which the `lqrppg`, `snakemake` and `dvc` scripts of this venv are found."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from lqrppg.models import available_models, get_model
 from lqrppg.objectives import get_objective, loss_name
@@ -18,12 +17,7 @@ T, SIZE = 40, 32  # every model takes it: PhysFormer needs H % 32, TS-CAN T % 10
 CONTINUOUS = [m for m in available_models() if get_model(m).label_type == "continuous"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,14 @@ import pytest
 from skimage import data as skdata
 
 from lqrppg.errors import ConfigError
-from lqrppg.preprocess.face import HaarFaceDetector, available_detectors, crop_resize, expand_box, get_detector
+from lqrppg.preprocess.face import (
+    HaarFaceDetector,
+    available_detectors,
+    crop_resize,
+    expand_box,
+    get_detector,
+    search_region,
+)
 
 
 def iou(a, b) -> float:
@@ -57,6 +64,73 @@ def test_haar_returns_the_largest_face_and_none_without_a_face():
     detector = HaarFaceDetector()
     assert iou(detector.detect(canvas), (177, 106, 95, 95)) > 0.8
     assert detector.detect(np.full((240, 320, 3), 128, np.uint8)) is None
+
+
+def two_faces() -> np.ndarray:
+    """The astronaut, face at (177, 106, 95, 95), and a half-size copy, face near (688, 133, 47, 47)."""
+    portrait = skdata.astronaut()
+    canvas = np.full((600, 900, 3), (60, 90, 120), np.uint8)
+    canvas[40:552, 0:512] = portrait
+    canvas[100:356, 600:856] = cv2.resize(portrait, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def test_search_region_enlarges_the_box_inside_the_frame_on_a_grid():
+    assert search_region((100, 100, 40, 20), 1.0, 640, 480) == (60, 80, 120, 60)
+    assert search_region((100, 100, 40, 20), 0.5, 640, 480) == (80, 90, 80, 40)
+    assert search_region((10, 400, 40, 60), 1.0, 640, 480) == (0, 340, 90, 140)  # cut at the frame's edges
+    # Edges move outwards to multiples of `align`, so a box moved by a pixel keeps its region.
+    assert search_region((101.5, 99, 40, 20), 1.0, 640, 480, align=8) == (56, 72, 128, 72)
+    assert search_region((103, 101, 40, 20), 1.0, 640, 480, align=8) == (56, 80, 128, 64)
+
+
+class CountingHaar(HaarFaceDetector):
+    """Counts the searches of the whole (downscaled) frame."""
+
+    full_searches = 0
+
+    def _detect_gray(self, gray, sx, sy):
+        self.full_searches += 1
+        return super()._detect_gray(gray, sx, sy)
+
+
+def test_detect_near_finds_the_known_face_without_searching_the_whole_frame():
+    detector = CountingHaar()
+    rgb = skdata.astronaut()
+    full = detector.detect(rgb)
+    near = detector.detect_near(rgb, full, 1.0)
+    assert detector.full_searches == 1  # detect()'s only
+    assert near.dtype == np.int32 and iou(near, full) > 0.9
+    # Downscaled detection: the region is cut from the same downscaled copy, the box is in frame pixels.
+    half = CountingHaar(max_side=256)
+    box = half.detect_near(rgb, full, 1.0)
+    assert half.full_searches == 0 and iou(box, (177, 66, 95, 95)) > 0.8
+
+
+def test_detect_near_follows_the_known_face_even_when_a_larger_one_is_elsewhere():
+    canvas = two_faces()
+    detector = CountingHaar()
+    assert iou(detector.detect(canvas), (177, 106, 95, 95)) > 0.8  # a full search: the largest face
+    small = detector.detect_near(canvas, (688, 133, 47, 47), 1.0)
+    assert iou(small, (688, 133, 47, 47)) > 0.7 and detector.full_searches == 1
+
+
+@pytest.mark.parametrize("near", [(400, 450, 95, 95), (10, 10, 40, 40)])
+def test_detect_near_falls_back_to_the_whole_frame_when_the_region_has_no_face(near):
+    """The face moved out of the region: the whole frame is searched, as detect() does."""
+    canvas = two_faces()
+    detector = CountingHaar()
+    box = detector.detect_near(canvas, near, 1.0)
+    assert detector.full_searches == 1 and iou(box, (177, 106, 95, 95)) > 0.8
+    assert detector.detect_near(np.full((240, 320, 3), 128, np.uint8), (100, 80, 60, 60), 1.0) is None
+
+
+def test_detect_near_falls_back_when_the_face_shrank_below_half_the_known_size():
+    rgb = skdata.astronaut()
+    small = cv2.resize(rgb, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)  # face ~38 px
+    detector = CountingHaar()
+    box = detector.detect_near(small, (70, 26, 95, 95), 1.0)  # only faces >= 47 px count near it
+    assert detector.full_searches == 1 and iou(box, (71, 26, 38, 38)) > 0.7
 
 
 def test_detector_registry():

@@ -17,13 +17,7 @@ MODELS = (DeepPhys, TSCAN, EfficientPhys)
 IDS = [cls.__name__ for cls in MODELS]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core runner: one intra-op thread is much faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _channels(cls: type) -> int:

@@ -25,13 +25,7 @@ from lqrppg.objectives import get_objective, loss_name
 FS = 30.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP contention on shared CPUs (3x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sine(bpm: float, n: int = 160, phase: float = 0.0, fs: float = FS) -> np.ndarray:

@@ -75,8 +75,9 @@ def test_prep_id_is_stable_and_changes_with_any_setting():
     assert re.fullmatch(r"[0-9a-f]{10}", PreprocessSettings().prep_id())
     ids = {PreprocessSettings(**change).prep_id() for change in
            [{}, {"size": 36}, {"chunk_length": 128}, {"box_scale": 1.2}, {"detection": "every_n"},
-            {"detect_every": 10}, {"median_window": 3}, {"no_face": "full_frame"}]}  # fmt: skip
-    assert len(ids) == 8
+            {"detect_every": 10}, {"median_window": 3}, {"no_face": "full_frame"}, {"redetect_margin": None},
+            {"redetect_margin": 0.5}]}  # fmt: skip
+    assert len(ids) == 10
 
 
 def test_settings_reject_unknown_keys_and_detectors_and_are_frozen():
@@ -117,9 +118,10 @@ def test_a_lost_face_falls_back_as_configured(tmp_path, policy, box_after):
     row = preprocess_session(reader, reader.list_sessions()[0], settings, tmp_path / "out")
     assert row["face_fallback"] and row["n_detections"] == 2 and row["n_detection_misses"] == 2
     boxes = np.load(tmp_path / "out" / "boxes" / "subject1.npy")
-    face_box = expand_box(FACE_BOX, 1.5, 320, 240)
-    assert tuple(boxes[19]) == face_box
-    assert tuple(boxes[20]) == (face_box if box_after == "face" else box_after)
+    # Frame 10's detection searches near frame 0's face (redetect_margin), which can move the box by
+    # a pixel of the cascade's sampling: the box before the loss is the face's within 2 pixels.
+    assert np.abs(boxes[19] - expand_box(FACE_BOX, 1.5, 320, 240)).max() <= 2
+    assert tuple(boxes[20]) == (tuple(boxes[19]) if box_after == "face" else box_after)
 
 
 def test_label_errors_surface_naming_the_session_and_file(tmp_path):

@@ -100,6 +100,7 @@ def write_step_session(root: Path, shift: int = 40) -> None:
     write_ubfc_label(folder / "ground_truth.txt", pulse, 30.0)
 
 
+@pytest.mark.parametrize("redetect_margin", [None, 1.0])
 @pytest.mark.parametrize(
     ("smoothing", "expected"),
     [  # offsets of the box from its rest position after the detections at frames 30, 40, 50, 60, 70
@@ -108,15 +109,19 @@ def write_step_session(root: Path, shift: int = 40) -> None:
         ({"box_smoothing": "ema", "ema_alpha": 1.0}, [40, 40, 40, 40, 40]),
     ],
 )
-def test_every_n_smooths_a_jump_of_the_face_as_configured(tmp_path, smoothing, expected):
+def test_every_n_smooths_a_jump_of_the_face_as_configured(tmp_path, smoothing, expected, redetect_margin):
     write_step_session(tmp_path / "raw")
     reader = UBFC(tmp_path / "raw")
-    settings = SMALL.model_copy(update={"detection": "every_n", "detect_every": 10, **smoothing})
+    settings = SMALL.model_copy(
+        update={"detection": "every_n", "detect_every": 10, "redetect_margin": redetect_margin, **smoothing}
+    )
     row = preprocess_session(reader, reader.list_sessions()[0], settings, tmp_path / "out")
     assert row["n_detections"] == 8 and row["n_detection_misses"] == 0
     xs = np.load(tmp_path / "out" / "boxes" / "subject1.npy")[:, 0]
     rest = xs[0]
-    assert (xs[:30] == rest).all()
+    # A full search finds the still face at the same pixel every time; a search near the known face
+    # samples the cascade on another grid and may differ by a pixel (the still face's box then holds).
+    assert np.abs(xs[:30] - rest).max() <= (0 if redetect_margin is None else 1)
     for k, offset in zip(range(30, 80, 10), expected, strict=True):
         assert (xs[k : k + 10] == xs[k]).all()  # held between detections
         assert xs[k] - rest == pytest.approx(offset, abs=2.5)
@@ -273,3 +278,68 @@ def test_face_box_fixture_is_what_the_half_size_detector_sees():
     frame = next(face_frames(np.zeros(1)))
     box = HaarFaceDetector(max_side=PreprocessSettings().detect_max_side).detect(frame)
     assert box is not None and expand_box(box, 1.5, 320, 240) == expand_box(FACE_BOX, 1.5, 320, 240)
+
+
+# ----------------------------------------------------------------------------- re-detection near the face
+
+
+class RecordingDetector:
+    """A detector whose face is 10 pixels further right at each call; records how it was called."""
+
+    def __init__(self, near: bool = True) -> None:
+        self.calls: list[tuple] = []
+        if not near:
+            self.detect_near = None  # type: ignore[assignment]
+
+    def _face(self) -> np.ndarray:
+        return np.array([10 * len(self.calls), 20, 50, 50], dtype=np.int32)
+
+    def detect(self, rgb):
+        self.calls.append(("full",))
+        return self._face()
+
+    def detect_near(self, rgb, near, margin):
+        self.calls.append(("near", tuple(np.asarray(near).tolist()), margin))
+        return self._face()
+
+
+def test_every_n_searches_near_the_median_of_the_faces_found_in_frame_order():
+    from lqrppg.preprocess.pipeline import _Detections
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    detector = RecordingDetector()
+    detect = _Detections(detector, SMALL.model_copy(update={"detection": "every_n", "redetect_margin": 0.75}))
+    found = [float(detect(frame)[0]) for _ in range(8)]
+    # The first detection searches the whole frame, then near the face found there (so that every
+    # box comes from a search near a face); each later one near the median of the last five faces.
+    assert found == [20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
+    assert detector.calls[:2] == [("full",), ("near", (10.0, 20.0, 50.0, 50.0), 0.75)]
+    for k, call in enumerate(detector.calls[2:], start=1):
+        assert call == ("near", (float(np.median(found[max(0, k - 5) : k])), 20.0, 50.0, 50.0), 0.75)
+    # A full search every time: 'first' detection, redetect_margin null, or a detector without detect_near.
+    for settings, det in [(SMALL, RecordingDetector()),
+                          (SMALL.model_copy(update={"detection": "every_n", "redetect_margin": None}),
+                           RecordingDetector()),
+                          (SMALL.model_copy(update={"detection": "every_n"}), RecordingDetector(near=False))]:  # fmt: skip
+        detect = _Detections(det, settings)
+        for _ in range(3):
+            detect(frame)
+        assert det.calls == [("full",)] * 3
+
+
+@pytest.mark.parametrize("shift", [40, 120])
+def test_a_face_that_jumps_out_of_the_search_region_is_found_in_the_whole_frame(tmp_path, shift):
+    """A jump of 120 pixels takes the 53-pixel face out of the region searched near it (3 x its size)."""
+    write_step_session(tmp_path / "raw", shift=shift)
+    reader = UBFC(tmp_path / "raw")
+    boxes = {}
+    for margin in (None, 1.0):
+        settings = SMALL.model_copy(
+            update={"detection": "every_n", "detect_every": 10, "median_window": 1, "redetect_margin": margin}
+        )
+        row = preprocess_session(reader, reader.list_sessions()[0], settings, tmp_path / f"out{margin}")
+        assert row["n_detections"] == 8 and row["n_detection_misses"] == 0
+        boxes[margin] = np.load(tmp_path / f"out{margin}" / "boxes" / "subject1.npy")
+    # Both searches jitter by a few pixels of the cascade's sampling (here 80-pixel boxes).
+    assert np.abs(boxes[1.0] - boxes[None]).max() <= 5
+    assert boxes[1.0][30, 0] - boxes[1.0][29, 0] == pytest.approx(shift, abs=4)
