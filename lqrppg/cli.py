@@ -312,7 +312,6 @@ def _tracking(cfg, experiment: str, run_name: str, tags: dict, params: dict) -> 
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lqrppg.errors import ConfigError
     from lqrppg.splits import read_split
     from lqrppg.train import train
 
