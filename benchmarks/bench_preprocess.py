@@ -24,11 +24,17 @@ What runs:
    DiffNormalized; the RhythmFormer-style 160x128x128x3 chunk of 62.9 MB), and 6 channels
    for DiffNormalized+Standardized concatenated (DeepPhys, TS-CAN, EfficientPhys).
 
-Prints one table. Timings share the machine with whatever else runs; rerun for stable numbers.
+Prints one table. Timings share the machine with whatever else runs, so ``--repeat N`` measures
+every (video, mode) N times, each time right after its own plain decoding, and reports the median
+ratio and its range. The CPU columns (process CPU time per frame of plain decoding and of
+preprocessing, all threads) change much less with the load than the wall-clock ratio: on a
+machine busy with other work the ratio tends to decode CPU / preprocess CPU, since the
+preprocessing's threads no longer find idle cores.
 
     python benchmarks/bench_preprocess.py                  # 60 s and 600 s at 640x480 (~10-15 min)
     python benchmarks/bench_preprocess.py --quick          # 10 s and 30 s at 320x240 (< 1 min)
     python benchmarks/bench_preprocess.py --cache-dir DIR  # keep the videos in DIR and reuse them
+    python benchmarks/bench_preprocess.py --repeat 3       # medians of 3 runs (3x the time)
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,14 +141,14 @@ def repeat_clip(clip: Video, repeats: int, codec: str = "MJPG") -> Video:
     return video
 
 
-def decode_fps(path: Path) -> tuple[float, int]:
-    """Frames/s of plain decoding: the floor any preprocessing is compared with."""
+def decode_fps(path: Path) -> tuple[float, int, float]:
+    """Frames/s of plain decoding, the floor any preprocessing is compared with; frames; CPU ms a frame."""
     cap = cv2.VideoCapture(str(path))
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while cap.read()[0]:
         n += 1
     cap.release()
-    return n / (time.perf_counter() - start), n
+    return n / (time.perf_counter() - start), n, (time.process_time() - cpu) / max(n, 1) * 1e3
 
 
 _CHILD = """
@@ -164,13 +171,13 @@ reader = get_reader("ubfc-rppg")(raw, fps=30.0)
 (session,) = reader.list_sessions()
 make_detector(settings)  # load the cascade before the clock starts
 out.mkdir(parents=True, exist_ok=True)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 row = preprocess_session(reader, session, settings, out)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 store_bytes = sum(p.stat().st_size for p in out.rglob("*.npy"))
 print(json.dumps({"frames": row["n_frames"], "fps": row["n_frames"] / seconds, "store_bytes": store_bytes,
                   "n_detections": row["n_detections"], "misses": row["n_detection_misses"],
-                  "peak_rss_mb": peak_rss_mb()}))
+                  "cpu_ms": cpu / row["n_frames"] * 1e3, "peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -197,7 +204,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 s and 30 s at 320x240 (under a minute)")
     parser.add_argument("--cache-dir", type=Path, help="keep the rendered videos here and reuse them")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="measure every video and mode N times and report medians (default 1)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("lqrppg", "lqrppg.synth"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -217,42 +228,67 @@ def main() -> None:
         videos = [clip, same_codec, repeat_clip(same_codec, repeats)]
         rows = []
         for video in videos:
-            floor, n_decoded = decode_fps(video.path)
-            log.info("%s: %d frames, plain decoding %.0f frames/s", video.path, n_decoded, floor)
+            # Per repeat: plain decoding, then each mode, so every ratio compares runs made moments apart.
+            runs: dict[str, list[tuple[float, float, dict]]] = {mode: [] for mode in modes}
+            for k in range(args.repeat):
+                floor, n_decoded, decode_cpu = decode_fps(video.path)
+                log.info("%s: %d frames, plain decoding %.0f frames/s%s", video.path, n_decoded, floor,
+                         f" (run {k + 1} of {args.repeat})" if args.repeat > 1 else "")
+                for mode, settings in modes.items():
+                    out = Path(tmp) / "stores" / f"{video.raw.name}-{mode}-{k}"
+                    r = preprocess_in_child(video, settings, out)
+                    runs[mode].append((floor, decode_cpu, r))
+                    log.info("  %s: %.0f frames/s (%.2fx), peak %.0f MB", mode, r["fps"], r["fps"] / floor,
+                             r["peak_rss_mb"])
             for mode, settings in modes.items():
-                out = Path(tmp) / "stores" / f"{video.raw.name}-{mode}"
-                r = preprocess_in_child(video, settings, out)
-                rows.append({
-                    "video": f"{video.seconds:g} s {width}x{height}", "codec": video.codec, "source": video.note,
-                    "frames": r["frames"], "detection": mode, "detections": r["n_detections"],
-                    "decode_fps": floor, "preprocess_fps": r["fps"], "ratio": r["fps"] / floor,
-                    "peak_rss_mb": r["peak_rss_mb"], "store_bytes": r["store_bytes"],
-                    "float64_3ch_bytes": float64_bytes(r["frames"], settings, 3),
-                    "float64_6ch_bytes": float64_bytes(r["frames"], settings, 6),
-                })  # fmt: skip
-                log.info("  %s: %.0f frames/s, peak %.0f MB", mode, r["fps"], r["peak_rss_mb"])
+                rows.append(summarize(runs[mode], video, mode, settings, width, height))
     print_table(rows, size)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
 
+def summarize(runs: list[tuple[float, float, dict]], video: Video, mode: str, settings: PreprocessSettings,
+              width: int, height: int) -> dict:
+    """One table row from the repeats of a (video, mode): medians, the ratio's range, the highest peak."""
+    ratios = [r["fps"] / floor for floor, _, r in runs]
+    last = runs[-1][2]
+    return {
+        "video": f"{video.seconds:g} s {width}x{height}", "codec": video.codec, "source": video.note,
+        "frames": last["frames"], "detection": mode, "detections": last["n_detections"], "repeats": len(runs),
+        "decode_fps": statistics.median(floor for floor, _, _ in runs),
+        "preprocess_fps": statistics.median(r["fps"] for _, _, r in runs),
+        "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "decode_cpu_ms": statistics.median(cpu for _, cpu, _ in runs),
+        "preprocess_cpu_ms": statistics.median(r["cpu_ms"] for _, _, r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for _, _, r in runs), "store_bytes": last["store_bytes"],
+        "float64_3ch_bytes": float64_bytes(last["frames"], settings, 3),
+        "float64_6ch_bytes": float64_bytes(last["frames"], settings, 6),
+    }  # fmt: skip
+
+
 def print_table(rows: list[dict], size: int) -> None:
     header = (f"{'video':<15}{'codec':>6}{'frames':>7}{'detection':>10}{'decode f/s':>11}{'prep f/s':>9}"
-              f"{'ratio':>7}{'peak MB':>8}{'store MB':>9}{'f64x3 MB':>9}{'store/f64x3':>12}{'store/f64x6':>12}")
+              f"{'ratio':>7}{'range':>11}{'cpu ms/f':>12}{'peak MB':>8}{'store MB':>9}{'f64x3 MB':>9}"
+              f"{'store/f64x3':>12}{'store/f64x6':>12}")
     print()
     print(header)
     print("-" * len(header))
     for r in rows:
+        spread = f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if r["repeats"] > 1 else "-"
+        cpu = f"{r['decode_cpu_ms']:.2f}/{r['preprocess_cpu_ms']:.2f}"
         print(f"{r['video']:<15}{r['codec']:>6}{r['frames']:>7}{r['detection']:>10}{r['decode_fps']:>11.1f}"
-              f"{r['preprocess_fps']:>9.1f}{r['ratio']:>7.2f}{r['peak_rss_mb']:>8.0f}{r['store_bytes'] / 1e6:>9.1f}"
-              f"{r['float64_3ch_bytes'] / 1e6:>9.1f}{r['store_bytes'] / r['float64_3ch_bytes']:>12.4f}"
-              f"{r['store_bytes'] / r['float64_6ch_bytes']:>12.4f}")
+              f"{r['preprocess_fps']:>9.1f}{r['ratio']:>7.2f}{spread:>11}{cpu:>12}{r['peak_rss_mb']:>8.0f}"
+              f"{r['store_bytes'] / 1e6:>9.1f}{r['float64_3ch_bytes'] / 1e6:>9.1f}"
+              f"{r['store_bytes'] / r['float64_3ch_bytes']:>12.4f}{r['store_bytes'] / r['float64_6ch_bytes']:>12.4f}")
     print()
     for video in dict.fromkeys(r["video"] + " " + r["codec"] for r in rows):
         source = next(r["source"] for r in rows if r["video"] + " " + r["codec"] == video)
         print(f"{video}: {source}")
-    print(f"\ntargets: ratio >= {TARGET_RATIO} (60 s video); peak RSS <= {TARGET_RSS_MB:.0f} MB at every length; "
+    repeats = rows[0]["repeats"] if rows else 1
+    print(f"\nratio: median of {repeats} run(s), each against the plain decoding measured just before it; range: "
+          "lowest-highest; cpu ms/f: process CPU time a frame, plain decoding / preprocessing (all threads)")
+    print(f"targets: ratio >= {TARGET_RATIO} (60 s video); peak RSS <= {TARGET_RSS_MB:.0f} MB at every length; "
           f"store <= {TARGET_STORE_FRACTION:.3f} of float64 (crops {size}x{size}, chunks of 160 frames; f64x3: "
           "T x S x S x 3 float64 + float64 label per chunk, one normalisation; f64x6: DiffNormalized+Standardized)")
     for r in rows:

@@ -85,13 +85,22 @@ def test_search_region_enlarges_the_box_inside_the_frame_on_a_grid():
 
 
 class CountingHaar(HaarFaceDetector):
-    """Counts the searches of the whole (downscaled) frame."""
+    """Counts the searches of the whole (downscaled) frame and records the searches near a box."""
 
     full_searches = 0
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.near_searches: list[tuple] = []
 
     def _detect_gray(self, gray, sx, sy):
         self.full_searches += 1
         return super()._detect_gray(gray, sx, sy)
+
+    def _search_near(self, gray, sx, sy, near, margin):
+        found, off_centre = super()._search_near(gray, sx, sy, near, margin)
+        self.near_searches.append((tuple(int(v) for v in near[:4]), off_centre))
+        return found, off_centre
 
 
 def test_detect_near_finds_the_known_face_without_searching_the_whole_frame():
@@ -105,6 +114,19 @@ def test_detect_near_finds_the_known_face_without_searching_the_whole_frame():
     half = CountingHaar(max_side=256)
     box = half.detect_near(rgb, full, 1.0)
     assert half.full_searches == 0 and iou(box, (177, 66, 95, 95)) > 0.8
+
+
+def test_a_face_found_at_the_edge_of_the_region_is_searched_for_again_around_itself():
+    """The face moved 40 pixels left of the box searched near: the region's edge is 9 pixels from it."""
+    rgb = skdata.astronaut()
+    detector = CountingHaar()
+    box = detector.detect_near(rgb, (217, 66, 95, 95), 0.5)  # region x from 168, face from 177
+    (first, off_centre), (second, centred) = detector.near_searches
+    assert first == (217, 66, 95, 95) and off_centre and not centred and detector.full_searches == 0
+    assert iou(second, (177, 66, 95, 95)) > 0.8
+    centred_search = CountingHaar()
+    assert (centred_search.detect_near(rgb, second, 0.5) == box).all()
+    assert centred_search.near_searches == [(second, False)]
 
 
 def test_detect_near_follows_the_known_face_even_when_a_larger_one_is_elsewhere():

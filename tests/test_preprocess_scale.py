@@ -317,10 +317,10 @@ def test_every_n_searches_near_the_median_of_the_faces_found_in_frame_order():
     for k, call in enumerate(detector.calls[2:], start=1):
         assert call == ("near", (float(np.median(found[max(0, k - 5) : k])), 20.0, 50.0, 50.0), 0.75)
     # A full search every time: 'first' detection, redetect_margin null, or a detector without detect_near.
-    for settings, det in [(SMALL, RecordingDetector()),
-                          (SMALL.model_copy(update={"detection": "every_n", "redetect_margin": None}),
-                           RecordingDetector()),
-                          (SMALL.model_copy(update={"detection": "every_n"}), RecordingDetector(near=False))]:  # fmt: skip
+    every_n = SMALL.model_copy(update={"detection": "every_n"})
+    cases = [(SMALL, RecordingDetector()), (every_n, RecordingDetector(near=False)),
+             (every_n.model_copy(update={"redetect_margin": None}), RecordingDetector())]  # fmt: skip
+    for settings, det in cases:
         detect = _Detections(det, settings)
         for _ in range(3):
             detect(frame)
