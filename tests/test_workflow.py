@@ -29,8 +29,11 @@ def test_default_dag_end_to_end(workspace, tool_env):
     assert set(table["method"]) == {"POS", "CHROM", "GREEN", "ICA", "LGI", "PBV", "OMIT"}
     assert set(table["dataset"]) == {"synth-calm", "synth-motion"}
     assert set(table["reference"]) == {"label", "true"}
-    for col in ["MAE", "RMSE", "MAPE", "Pearson", "SNR"]:
+    for col in ["MAE", "RMSE", "MAPE", "SNR"]:
         assert np.isfinite(table[col]).all(), col
+    # Pearson over videos is undefined when a method gives one HR for every video, which can happen
+    # on the tiny config's 2 synth-motion videos; on the 4 calm ones every method varies
+    assert np.isfinite(table.query("dataset == 'synth-calm'")["Pearson"]).all()
     pos_calm_true = table.query("method == 'POS' and dataset == 'synth-calm' and reference == 'true'")
     assert pos_calm_true["MAE"].item() < 3.0
     assert (workspace / "results/tables/unsupervised.md").read_text().startswith("# Unsupervised")
