@@ -160,6 +160,8 @@ def cmd_unsupervised(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    import math
+
     from lqrppg.bench import run_cost_benchmark, write_cost_tables
     from lqrppg.predict import resolve_device
     from lqrppg.tracking import git_sha, log_run
@@ -178,7 +180,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     models = df[df["row_type"] == "model"]
     metrics = {f"{r.model}.{r.setting}.{key}": float(getattr(r, key)) for r in models.itertuples()
                for key in ("params_m", "thop_params_m", "thop_macs_m", "flop_macs_m", "throughput_kfps",
-                           "peak_memory_mb") if _finite(getattr(r, key))}
+                           "peak_memory_mb") if math.isfinite(getattr(r, key))}
     log_run(cfg.mlflow.tracking_uri, experiment=f"{cfg.mlflow.experiment_prefix}/cost", run_name=f"bench/{device}",
             params={"bench": settings.model_dump(mode="json"), "device": df.attrs.get("device"),
                     "default_setting": meta["default_setting"], "torch": df.attrs.get("torch")},
@@ -186,15 +188,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
             artifacts=[csv_path, md_path], artifact_root=cfg.results_dir / "mlartifacts")
     for r in df[df["row_type"] == "ratio"].itertuples():
         log.info("%s at %s: MACs x%.3f, throughput x%.2f", r.method, r.setting, r.thop_macs_m, r.throughput_kfps)
-
-
-def _finite(value) -> bool:
-    import math
-
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def cmd_tables(args: argparse.Namespace) -> None:

@@ -32,20 +32,25 @@ REFERENCE_TITLE = {
 }
 
 
-def read_metrics(paths: Sequence[Path]) -> pd.DataFrame:
+def _read_tables(paths: Sequence[Path], required: set[str], what: str) -> pd.DataFrame:
+    """The CSVs at ``paths`` as one frame with a ``source`` column; DataError naming a bad file."""
     if not paths:
-        raise DataError("no metrics files given to build a table from")
+        raise DataError(f"no {what} files given to build a table from")
     frames = []
     for path in paths:
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError) as err:
-            raise DataError(f"cannot read metrics file {path}: {err}") from None
-        missing = {"reference", "metric", "value", "se", "n"} - set(frame.columns)
+            raise DataError(f"cannot read {what} file {path}: {err}") from None
+        missing = required - set(frame.columns)
         if missing:
-            raise DataError(f"metrics file {path} lacks columns {sorted(missing)}")
+            raise DataError(f"{what} file {path} lacks columns {sorted(missing)}")
         frames.append(frame.assign(source=str(path)))
     return pd.concat(frames, ignore_index=True)
+
+
+def read_metrics(paths: Sequence[Path]) -> pd.DataFrame:
+    return _read_tables(paths, {"reference", "metric", "value", "se", "n"}, "metrics")
 
 
 def wide_table(metrics: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -293,14 +298,6 @@ COST_QUOTED = {"params_m": "Params (M)", "macs_m": "MACs (M)", "kfps": "Throughp
                "peak_mem_m": "Peak memory (M)"}
 
 
-def _fmt_number(value: object, digits: int) -> str:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "–"
-    return f"{v:.{digits}f}" if np.isfinite(v) else "–"
-
-
 def write_cost_paper_tables(bench_csvs: Sequence[Path] | Path, out_prefix: Path) -> pd.DataFrame:
     """cost.{csv,paper.csv,md,tex} from the CSVs `lqrppg bench` wrote (one block per device, e.g. the
     CPU run and a CUDA run), with the paper's rows quoted apart.
@@ -310,19 +307,10 @@ def write_cost_paper_tables(bench_csvs: Sequence[Path] | Path, out_prefix: Path)
     Quoted: RhythmMamba's Table 5 and the abstract's claims, in their own block.
     """
     paths = [bench_csvs] if isinstance(bench_csvs, (str, Path)) else list(bench_csvs)
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError) as err:
-            raise DataError(f"cannot read the cost benchmark file {path}: {err}") from None
-        missing = {"row_type", "method", "setting", "device", *(c for c, _, _ in COST_COLUMNS)} - set(frame.columns)
-        if missing:
-            raise DataError(f"{path} is not a cost benchmark file: lacks columns {sorted(missing)}")
-        if not (frame["row_type"] == "model").any():
-            raise DataError(f"{path}: no measured model rows")
-        frames.append(frame.assign(source=str(path)))
-    bench = pd.concat(frames, ignore_index=True)
+    required = {"row_type", "method", "setting", "device", *(c for c, _, _ in COST_COLUMNS)}
+    bench = _read_tables(paths, required, "cost benchmark")
+    if empty := [p for p in map(str, paths) if not (bench[bench["source"] == p]["row_type"] == "model").any()]:
+        raise DataError(f"{empty[0]}: no measured model rows")
     models = bench[bench["row_type"] == "model"]
     blocks: list[tuple[str, pd.DataFrame]] = []
     for (device, source), part in models.groupby(["device", "source"], sort=False):
@@ -330,7 +318,7 @@ def write_cost_paper_tables(bench_csvs: Sequence[Path] | Path, out_prefix: Path)
         for r in part.itertuples(index=False):
             row = {"Method": r.method,
                    "Setting (T×H×W)": f"{int(r.frames)}×{int(r.height)}×{int(r.width)} ({r.setting})"}
-            row.update({header: _fmt_number(getattr(r, col), d) for col, header, d in COST_COLUMNS})
+            row.update({header: _cell(float(getattr(r, col)), np.nan, d) for col, header, d in COST_COLUMNS})
             row["source"] = source
             rows.append(row)
         blocks.append((f"This run, {device} (per frame, batch 1)", pd.DataFrame(rows)))
@@ -352,7 +340,8 @@ def write_cost_paper_tables(bench_csvs: Sequence[Path] | Path, out_prefix: Path)
             rows.append(row)
         blocks.append(("Ratios, same run (quoted claims marked)", pd.DataFrame(rows)))
     quoted = pd.DataFrame([
-        {"Method": m, **{COST_QUOTED[k]: _fmt_number(v, 2) for k, v in values.items()}, "source": published.COST_SOURCE}
+        {"Method": m, **{COST_QUOTED[k]: _cell(np.nan if v is None else v, np.nan, 2) for k, v in values.items()},
+         "source": published.COST_SOURCE}
         for m, values in published.COST.items()
     ])
     blocks.append((f"Published ({published.COST_SOURCE}; not computed here)", quoted))

@@ -89,17 +89,7 @@ def test_green_is_the_green_channel_and_pos_keeps_length():
     assert get_method("POS")(rgb, FS).shape == (rgb.shape[0],)
 
 
-@pytest.mark.parametrize("method", ["GREEN", "POS", "CHROM"])
-def test_methods_reject_nan_and_wrong_shape(method):
-    rgb = synthetic_rgb(70.0, seconds=5.0)
-    func = get_method(method)
-    with pytest.raises(ValueError, match="shape"):
-        func(rgb[:, :2], FS)
-    with pytest.raises(ValueError, match="shape"):
-        func(rgb[:, 1], FS)
-    rgb[10, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        func(rgb, FS)
+# Input validation of every method (NaN, shape, non-positive, too short): test_unsupervised_more.py
 
 
 @pytest.mark.parametrize("method", ["POS", "CHROM"])

@@ -188,22 +188,16 @@ def test_degenerate_traces_give_finite_output_without_warnings(method):
 
 
 @pytest.mark.parametrize("method", NEW_METHODS)
-def test_ten_minute_trace_is_fast(method):
-    import time
-
-    rgb = synthetic_rgb(70.0, seconds=600.0)  # 18000 frames
-    func = get_method(method)
-    start = time.perf_counter()
-    out = func(rgb, FS)
-    elapsed = time.perf_counter() - start
-    assert out.shape == (18000,)
-    assert elapsed < 1.0
+def test_a_ten_minute_trace_gives_a_full_length_finite_pulse(method):
+    rgb = synthetic_rgb(70.0, seconds=600.0)  # 18000 frames (LGI's full SVD would need 2.6 GB here)
+    out = get_method(method)(rgb, FS)
+    assert out.shape == (18000,) and np.all(np.isfinite(out))
 
 
 # --- input validation and registry ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
+@pytest.mark.parametrize("method", ["GREEN", "POS", "CHROM", *NEW_METHODS])
 def test_methods_reject_nan_wrong_shape_and_too_short(method):
     rgb = synthetic_rgb(70.0, seconds=5.0)
     func = get_method(method)

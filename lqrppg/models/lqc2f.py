@@ -113,7 +113,7 @@ class FusionStem(nn.Module):
         d = padded[:, 1:] - padded[:, :-1]
         diff = torch.cat([d[:, j : j + t] for j in range(4)], dim=2)  # (B, T, 12, H, W)
         # Channels-last: the 7x7 convolutions on few channels run ~4x faster in that layout on the
-        # CPU (oneDNN) and use the tensor cores' preferred layout on CUDA; the values are the same.
+        # CPU (oneDNN; stem12 at 160x12x128x128: 0.21 s -> 0.05 s); the values are the same.
         diff = self.stem12(diff.reshape(b * t, 4 * c, h, w).contiguous(memory_format=CHANNELS_LAST))
         raw = self.stem11(x.reshape(b * t, c, h, w).contiguous(memory_format=CHANNELS_LAST))
         path1 = self.stem21(0.5 * raw + 0.5 * diff)
