@@ -50,14 +50,17 @@ modules without a rule contribute nothing themselves and are descended into. Con
   *nothing* inside a Mamba mixer is counted. This package's :class:`~lqrppg.models.mamba.BiMamba`
   calls some of those layers as modules (it is plain PyTorch), so the counter treats it, and any
   module class with ``fused_kernel = True``, as opaque: zero ops, zero params, no recursion;
-* subclasses of a layer type get no rule (thop looks up ``type(m)``), activations other than
+* subclasses of a layer type get no rule (thop looks up ``type(m)``), except a class that declares
+  ``thop_as``: this package's re-implementation of that layer (the fusion stem's
+  :class:`~lqrppg.models.lqc2f.DifferenceConv2d`), which thop on the authors' code sees as the
+  plain layer. Activations other than
   ReLU/LeakyReLU/PReLU/Softmax and all tensor functions (``torch.matmul``, attention, elementwise
   ops) count nothing;
 * the root module's own parameters are not added (only its ops, if its type has a rule).
 
 Per-call ops ("MACs" in thop's sense; the authors divide by 160 frames):
 
-    Conv{1,2,3}d, ConvTranspose{1,2,3}d   out.numel() * (in.shape[1] // groups) * prod(kernel)
+    Conv{1,2,3}d, ConvTranspose{1,2,3}d   out.numel() * (in_channels // groups) * prod(kernel)
                                           (no bias; a strided transposed conv is over-counted by
                                           its stride, as in thop)
     BatchNorm{1,2,3}d, SyncBatchNorm,     2 * in.numel(), doubled if affine / elementwise_affine
@@ -230,7 +233,9 @@ def _prod(values: Sequence[int] | torch.Size) -> int:
 
 
 def _ops_conv(m: nn.Module, x: Tensor, y: Tensor) -> float:
-    return y.numel() * (x.shape[1] // m.groups) * _prod(m.weight.shape[2:])
+    # m.in_channels is thop's in_c (the input's channel count) for any conv called on (N, C, ...) input,
+    # and stays right for a layer declaring thop_as nn.Conv2d that takes its input in another form.
+    return y.numel() * (m.in_channels // m.groups) * _prod(m.weight.shape[2:])
 
 
 def _ops_norm(m: nn.Module, x: Tensor, y: Tensor) -> float:
@@ -305,6 +310,11 @@ class ThopCount:
     per_module: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (ops, params)
 
 
+def thop_type(m: nn.Module) -> type[nn.Module]:
+    """The type thop's lookup sees: ``type(m)``, or the layer a class re-implements (``thop_as``)."""
+    return getattr(type(m), "thop_as", type(m))
+
+
 def _first_tensor(inputs: tuple[Any, ...]) -> Tensor | None:
     return next((v for v in inputs if isinstance(v, Tensor)), None)
 
@@ -322,7 +332,7 @@ def thop_style_count(model: nn.Module, *inputs: Any, **kwargs: Any) -> ThopCount
         if x is None or y is None:
             return
         record = records[m]
-        record[0] += THOP_RULES[type(m)](m, x, y)
+        record[0] += THOP_RULES[thop_type(m)](m, x, y)
         record[1] = sum(p.numel() for p in m.parameters())
 
     def attach(m: nn.Module) -> None:
@@ -330,7 +340,7 @@ def thop_style_count(model: nn.Module, *inputs: Any, **kwargs: Any) -> ThopCount
             return  # nothing below is hooked: a fused kernel never calls its layers
         if isinstance(m, nn.RNNBase):
             log.warning("thop-style count: %s is not modelled (thop has an RNN rule); counted as zero", type(m).__name__)
-        if type(m) in THOP_RULES:
+        if thop_type(m) in THOP_RULES:
             records[m] = [0.0, 0]
             handles.append(m.register_forward_hook(hook))
         for child in m.children():

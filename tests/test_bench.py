@@ -24,6 +24,7 @@ from lqrppg.bench import (
     write_cost_tables,
 )
 from lqrppg.models import count_parameters, get_model
+from lqrppg.models.lqc2f import FusionStem
 from lqrppg.models.mamba import BiMamba, BiMambaBlock
 
 
@@ -96,6 +97,14 @@ def test_bimamba_is_opaque_but_its_layernorm_counts() -> None:
     assert count.params == 16  # LayerNorm weight + bias; nothing of the mixer
     assert count.ops == 4 * x.numel()
     assert count_parameters(block) > 16 + sum(p.numel() for p in block.mamba.parameters()) - 1
+
+
+def test_thop_style_count_sees_the_difference_conv_as_the_authors_conv2d() -> None:
+    # The stem computes its 12-channel difference convolution by linearity from the 3-channel
+    # differences; thop on the authors' code sees a Conv2d of 12 stacked channels, and so must we.
+    count = thop_style_count(FusionStem(16), torch.randn(1, 6, 3, 16, 16))
+    assert count.per_module["stem12.0"] == (6 * 8 * 8 * 8 * 12 * 49, 8 * 12 * 49 + 8)  # (T*C_out*H/2*W/2)*12*7*7
+    assert count.per_module["stem11.0"] == (6 * 8 * 8 * 8 * 3 * 49, 8 * 3 * 49 + 8)
 
 
 def test_flop_counter_linear() -> None:

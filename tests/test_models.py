@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn as nn
 
 from lqrppg.errors import ConfigError
 from lqrppg.models import available_models, count_parameters, get_model, register_model
@@ -148,24 +149,46 @@ def test_c2f_init_follows_authors() -> None:
 
 
 def test_fusion_stem_differences_match_rhythmmamba() -> None:
-    # RhythmMamba builds the four clamped frame differences with concatenations
-    x = torch.randn(1, 5, 3, 16, 16)
+    # RhythmMamba builds the four clamped frame differences with concatenations and convolves the
+    # 12 stacked channels; the stem's DifferenceConv2d must give that convolution, by linearity.
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, 16, 16)
     d = 5
     x1 = torch.cat([x[:, :1], x[:, :1], x[:, : d - 2]], 1)
     x2 = torch.cat([x[:, :1], x[:, : d - 1]], 1)
     x4 = torch.cat([x[:, 1:], x[:, d - 1 :]], 1)
     x5 = torch.cat([x[:, 2:], x[:, d - 1 :], x[:, d - 1 :]], 1)
-    expected_diff = torch.cat([x2 - x1, x - x2, x4 - x, x5 - x4], 2).reshape(5, 12, 16, 16)
+    stacked = torch.cat([x2 - x1, x - x2, x4 - x, x5 - x4], 2).reshape(10, 12, 16, 16)
     stem = FusionStem().eval()
+    conv = stem.stem12[0]
+    nn.init.normal_(conv.bias)  # a zero bias would hide a bias added once per shift instead of once
+    expected = nn.functional.conv2d(stacked, conv.weight, conv.bias, conv.stride, conv.padding)
     seen = {}
 
-    def keep_input(_module: torch.nn.Module, inputs: tuple[torch.Tensor], _output: torch.Tensor) -> None:
-        seen["diff"] = inputs[0]
+    def keep_output(_module: torch.nn.Module, _inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        seen["conv"] = output
 
-    stem.stem12.register_forward_hook(keep_input)
+    conv.register_forward_hook(keep_output)
     out = stem(x)
-    assert out.shape == (5, 16, 2, 2)
-    torch.testing.assert_close(seen["diff"], expected_diff)
+    assert out.shape == (10, 16, 2, 2)
+    torch.testing.assert_close(seen["conv"], expected)
+
+
+def test_fusion_stem_gradients_match_the_stacked_convolution() -> None:
+    torch.manual_seed(1)
+    stem = FusionStem()
+    x = torch.randn(1, 6, 3, 16, 16, requires_grad=True)
+    conv = stem.stem12[0]
+    index = torch.arange(-2, 8).clamp(0, 5)
+    padded = x[:, index]
+    diff = padded[:, 1:] - padded[:, :-1]
+    stacked = torch.cat([diff[:, j : j + 6] for j in range(4)], 2).reshape(6, 12, 16, 16)
+    plain = nn.functional.conv2d(stacked, conv.weight, conv.bias, conv.stride, conv.padding)
+    ours = conv(diff.permute(0, 1, 3, 4, 2).contiguous())
+    grads_plain = torch.autograd.grad(plain.square().sum(), [x, conv.weight, conv.bias], retain_graph=True)
+    grads_ours = torch.autograd.grad(ours.square().sum(), [x, conv.weight, conv.bias])
+    for g_ours, g_plain in zip(grads_ours, grads_plain, strict=True):
+        torch.testing.assert_close(g_ours, g_plain, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(T, 30, 32), (T, 32, 36), (T, 4, 4)])
