@@ -19,8 +19,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/bench.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         TABLES,
+        FIGURES,

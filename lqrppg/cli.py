@@ -202,6 +202,19 @@ def cmd_tables(args: argparse.Namespace) -> None:
                 [Path(p) for p in args.unsupervised or []], groups=args.groups or ())
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from lqrppg.figures import ablation_curves, bland_altman
+
+    if args.kind == "ablation":
+        if not args.config or not args.table:
+            raise LqrppgError("figures ablation needs --config (the ablation groups) and --table (ablation.csv)")
+        ablation_curves(Path(args.table), _load(args).ablations, Path(args.out), metric=args.metric)
+    else:
+        if not args.per_video:
+            raise LqrppgError("figures bland-altman needs --per-video (the per-video Parquet of an evaluation)")
+        bland_altman([Path(p) for p in args.per_video], Path(args.out), title=args.title or "")
+
+
 def _torch_threads(requested: int | None) -> int | None:
     """Clamp a thread request to the machine: Snakemake's --cores may exceed the real cores,
     and an oversubscribed torch thread pool spins and runs many times slower."""
@@ -526,6 +539,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsupervised", nargs="*", help="unsupervised metrics CSVs to list beside trained models")
     p.add_argument("--out-prefix", required=True, help="output path without suffix (.md and .csv are written)")
     p.set_defaults(handler=cmd_tables)
+
+    p = sub.add_parser("figures", help="draw paper-style figures from table and results files",
+                       description="draw paper-style figures (.png, .pdf, and the plotted points as .csv)")
+    p.add_argument("kind", choices=["ablation", "bland-altman"])
+    p.add_argument("--config", action="append", metavar="YAML", help="ablation: the config with the ablation groups")
+    p.add_argument("--table", help="ablation: the ablation table CSV written by 'lqrppg tables ablation'")
+    p.add_argument("--metric", default="MAE", choices=["MAE", "RMSE", "MAPE", "Pearson", "SNR", "MACC"],
+                   help="ablation: the metric on the y axis")
+    p.add_argument("--per-video", nargs="+", help="bland-altman: per-video Parquet files written by 'lqrppg evaluate'")
+    p.add_argument("--title", help="bland-altman: figure title")
+    p.add_argument("--out", required=True,
+                   help="ablation: output folder (ablation-<group>.*); bland-altman: output path without suffix")
+    p.set_defaults(handler=cmd_figures)
     return parser
 
 

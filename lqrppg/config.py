@@ -177,6 +177,16 @@ class ProtocolsConfig(_Strict):
     )
 
 
+class AblationCurve(_Strict):
+    """A numeric axis along the group's datasets or model entries: the group is also drawn as a curve."""
+
+    of: Literal["dataset", "model"] = Field(description="Which of the group's lists the axis runs along.")
+    label: str = Field(description="Axis title, e.g. 'label noise level'.")
+    values: dict[str, float] = Field(
+        description="Position on the axis of each of the group's datasets (of: dataset) or entries (of: model)."
+    )
+
+
 class AblationGroup(_Strict):
     """Model entries trained with subject-wise k-fold on each of some datasets, for one ablation table."""
 
@@ -184,6 +194,20 @@ class AblationGroup(_Strict):
     description: str = Field(default="", description="What the group varies (a sentence for the table).")
     models: list[str] = Field(min_length=1, description="Entries under 'models' compared in this group.")
     datasets: list[str] = Field(min_length=1, description="Datasets each entry is trained and tested on (k-fold).")
+    curve: AblationCurve | None = Field(
+        default=None, description="Also draw the group as metric-vs-axis curves (results/figures/ablation-<name>.*)."
+    )
+
+    @model_validator(mode="after")
+    def _curve_covers_the_group(self) -> AblationGroup:
+        if self.curve is not None:
+            keys = self.datasets if self.curve.of == "dataset" else self.models
+            if set(self.curve.values) != set(keys):
+                raise ValueError(f"ablations.{self.name}.curve.values must give a position to each of the group's "
+                                 f"{self.curve.of}s {sorted(keys)}, got {sorted(self.curve.values)}")
+            if len(keys) < 2:
+                raise ValueError(f"ablations.{self.name}.curve needs at least 2 {self.curve.of}s to draw a curve")
+        return self
 
 
 class MlflowConfig(_Strict):

@@ -184,6 +184,19 @@ def test_ablation_groups_must_name_configured_entries_and_datasets():
         validate_config(raw)
 
 
+def test_an_ablation_curve_must_place_each_of_its_groups_keys():
+    raw = _cfg(lqrppg={}, **{"lq-2": {"model": "lqrppg", "options": {"bits": 2}, "main": False}})
+    group = {"name": "bits", "models": ["lq-2", "lqrppg"], "datasets": ["synth-calm"]}
+    raw["ablations"] = [{**group, "curve": {"of": "model", "label": "bits", "values": {"lq-2": 2, "lqrppg": 5}}}]
+    assert validate_config(raw).ablations[0].curve.values == {"lq-2": 2.0, "lqrppg": 5.0}
+    raw["ablations"] = [{**group, "curve": {"of": "model", "label": "bits", "values": {"lq-2": 2}}}]
+    with pytest.raises(ConfigError, match=r"ablations\.bits\.curve\.values must give a position to each"):
+        validate_config(raw)
+    raw["ablations"] = [{**group, "curve": {"of": "dataset", "label": "x", "values": {"synth-calm": 1}}}]
+    with pytest.raises(ConfigError, match=r"ablations\.bits\.curve needs at least 2 datasets"):
+        validate_config(raw)
+
+
 def test_yaml_merge_keys_work_and_written_duplicates_still_fail(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("a: &x {n: 1, m: 2}\nb: {<<: *x, m: 3}\n")
@@ -201,6 +214,9 @@ def test_the_ablation_overlay_puts_every_ablation_in_the_dag(workspace, tool_env
     assert cfg.main_models() == ["lqrppg", "physnet"]  # ablation entries stay out of the main tables
     assert [cfg.synthetic[f"synth-noise-{n}"].label.level for n in (0, 2, 4)] == [0.0, 2.0, 4.0]
     assert cfg.synthetic["synth-noise-2"].n_subjects == cfg.synthetic["synth-calm"].n_subjects
+    # the label-noise curve puts each dataset at its label's distortion level
+    noise = next(g for g in cfg.ablations if g.name == "label-noise")
+    assert noise.curve.values == {d: cfg.synthetic[d].label.level for d in noise.datasets}
     (workspace / "config/ablations.yaml").write_text((ROOT / "config/ablations.yaml").read_text())
     out = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "config/ablations.yaml",
@@ -212,9 +228,9 @@ def test_the_ablation_overlay_puts_every_ablation_in_the_dag(workspace, tool_env
     counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     folds = load_config([workspace / "config/config.yaml", workspace / "config/ablations.yaml"]).protocols.intra.folds
-    # 8 ablation-only entries on synth-calm ... and 2 on each of the 3 extra noise datasets
     # 2 main models + 8 ablation-only entries on synth-calm, 2 entries on each of 3 noise datasets, 2 cross
     assert counts["train"] == folds * (2 + 8 + 3 * 2) + 2
     assert counts["table_ablation"] == 1
+    assert counts["figure_ablation"] == 1  # the label-noise and levels groups are also drawn as curves
     # the learned, uniform and k-means codebooks are fitted separately
     assert counts["fit_quantizers"] >= 3 * folds

@@ -58,6 +58,11 @@ def test_default_dag_end_to_end(workspace, tool_env):
     assert np.isfinite(intra["MAE"]).all()
     lq = intra.query("model == 'lqrppg' and reference == 'true'")
     assert lq["n"].item() == 4  # every calm video tested exactly once across the 2 folds
+    # a Bland-Altman figure of each main model's k-fold results, with the points it plots
+    ba = pd.read_csv(workspace / "results/figures/bland-altman/lqrppg/synth-calm/intra.csv")
+    assert set(ba["reference"]) == {"label", "true"} and len(ba) == 8
+    assert ba["source"].eq("results/metrics/lqrppg/synth-calm/intra.per_video.parquet").all()
+    assert (workspace / "results/figures/bland-altman/physnet/synth-calm/intra.pdf").is_file()
     cross = pd.read_csv(workspace / "results/tables/cross.csv")
     assert {"lqrppg", "physnet"} <= set(cross["model"]) and set(cross.query("model == 'lqrppg'")["test"]) == {
         "synth-motion"}

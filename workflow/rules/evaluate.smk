@@ -43,14 +43,15 @@ rule evaluate_intra:
             fold=range(INTRA.folds),
         ),
     output:
-        f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.csv",
+        metrics=f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.csv",
+        per_video=f"{RESULTS}/metrics/{{model}}/{{dataset}}/intra.per_video.parquet",
     params:
         evaluation=CFG.evaluation.model_dump_json(),
     log:
         f"{RESULTS}/logs/evaluate/{{model}}/{{dataset}}/intra.log",
     shell:
         "lqrppg evaluate {CONFIG_ARGS} --predictions {input} --model {wildcards.model}"
-        " --train-dataset {wildcards.dataset} --dataset {wildcards.dataset} --protocol intra --out {output} 2> {log}"
+        " --train-dataset {wildcards.dataset} --dataset {wildcards.dataset} --protocol intra --out {output.metrics} 2> {log}"
 
 
 rule evaluate_published:
