@@ -50,10 +50,9 @@ def _save(fig, points: pd.DataFrame, out_prefix: Path) -> list[Path]:
         points.to_csv(tmp, index=False)
     for fmt in FIGURE_FORMATS:
         path = out_prefix.with_suffix(f".{fmt}")
+        metadata = {"CreationDate": None} if fmt == "pdf" else None  # the same points give the same PDF
         with atomic_path(path) as tmp:
-            # no creation date in the PDF: the same points give the same file
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata={"CreationDate": None}
-                        if fmt == "pdf" else None)
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
 
@@ -61,31 +60,33 @@ def _save(fig, points: pd.DataFrame, out_prefix: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- ablation curves
 
 
-def ablation_curve_points(table: pd.DataFrame, group: str, of: str, values: dict[str, float],
-                          metric: str = "MAE") -> pd.DataFrame:
+def ablation_curve_points(table: pd.DataFrame, group, metric: str = "MAE") -> pd.DataFrame:
     """The points of one group's curve from the ablation table CSV (``lqrppg tables ablation``).
 
-    ``of`` is the axis' key column (``dataset`` or ``model``), ``values`` its numeric position of
-    each key; the other key column names the series. Returns columns series, x, key, reference,
-    value, se, n, source, sorted by series, reference and x.
+    ``group`` is a config :class:`~lqrppg.config.AblationGroup` with a ``curve``: its axis runs
+    along ``curve.of`` (``dataset`` or ``model``) at ``curve.values``; the other key column names
+    the series. Returns columns series, x, key, reference, metric, value, se, n, source, sorted by
+    series (in the group's order), reference and x.
     """
+    of, values = group.curve.of, group.curve.values
     for column in ("group", "dataset", "model", "reference", metric, f"{metric}_se", "n", "source"):
         if column not in table.columns:
             raise DataError(f"ablation table lacks column {column!r} (written by `lqrppg tables ablation`?)")
-    rows = table[table["group"] == group]
+    rows = table[table["group"] == group.name]
     if rows.empty:
-        raise DataError(f"ablation table has no rows of group {group!r}")
-    series_of = "model" if of == "dataset" else "dataset"
+        raise DataError(f"ablation table has no rows of group {group.name!r}")
     missing = sorted(set(values) - set(rows[of]))
     if missing:
-        raise DataError(f"ablation table: group {group!r} has no rows for {of} {missing}")
+        raise DataError(f"ablation table: group {group.name!r} has no rows for {of} {missing}")
     rows = rows[rows[of].isin(values)]
+    series_of, order = ("model", group.models) if of == "dataset" else ("dataset", group.datasets)
     points = pd.DataFrame({
         "series": rows[series_of].astype(str), "x": rows[of].map(values).astype(float), "key": rows[of].astype(str),
         "reference": rows["reference"].astype(str), "metric": metric, "value": rows[metric].astype(float),
         "se": rows[f"{metric}_se"].astype(float), "n": rows["n"], "source": rows["source"],
     })
-    return points.sort_values(["series", "reference", "x"], ignore_index=True)
+    return points.sort_values(["series", "reference", "x"], ignore_index=True,
+                              key=lambda c: c.map(order.index) if c.name == "series" else c)
 
 
 def ablation_curves(table_csv: Path, groups: Sequence, out_dir: Path, metric: str = "MAE") -> list[Path]:
@@ -98,17 +99,13 @@ def ablation_curves(table_csv: Path, groups: Sequence, out_dir: Path, metric: st
         table = pd.read_csv(table_csv)
     except (OSError, pd.errors.ParserError) as err:
         raise DataError(f"cannot read ablation table {table_csv}: {err}") from None
-    table["source"] = table["source"].astype(str)
     plt = _pyplot()
     written: list[Path] = []
     for group in groups:
         if group.curve is None:
             continue
         curve = group.curve
-        points = ablation_curve_points(table, group.name, curve.of, curve.values, metric)
-        order = group.models if curve.of == "dataset" else group.datasets  # series in the config's order
-        points = points.sort_values(["series", "reference", "x"], key=lambda c: c.map(order.index)
-                                    if c.name == "series" else c, ignore_index=True)
+        points = ablation_curve_points(table, group, metric)
         references = [r for r in REFERENCE_TITLE if r in set(points["reference"])]
         fig, axes = plt.subplots(1, len(references), figsize=(4.2 * len(references), 3.4), squeeze=False,
                                  sharey=True)
